@@ -1,0 +1,92 @@
+"""The lease keeper: decides which branches this node runs, so several nodes share them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import trio
+
+from actors.branch import CommerceMLBranchActor, ODataBranchActor
+from tentorium_hub.runtime import Actor, ChildSpec, MailboxSpec, Overflow, Registry, Restart, Supervisor
+from tentorium_hub.settings import Settings
+from tentorium_hub.storage import Database
+from tentorium_hub.storage import branches as branches_db
+from tentorium_hub.storage.branches import Branch
+
+LEASE_MAILBOX = MailboxSpec(capacity=4, overflow=Overflow.COALESCE)
+
+
+class LeaseKeeper(Actor):
+    """Renews leases every `lease_renew_interval_s` and starts or stops branch actors.
+
+    Each node takes at most its fair share (branches / live nodes, rounded up), and gives
+    back the excess when another node joins, so load spreads without a coordinator.
+    """
+
+    mailbox_spec = LEASE_MAILBOX
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        registry: Registry,
+        node_id: str,
+        branches: Callable[[], Supervisor],
+    ) -> None:
+        super().__init__("leases")
+        self._db = db
+        self._settings = settings
+        self._registry = registry
+        self._node_id = node_id
+        self._branches = branches
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.sync()
+        task_status.started()
+        while True:
+            try:
+                envelope = await self.receive_envelope(
+                    timeout_s=self._settings.lease_renew_interval_s
+                )
+            except trio.EndOfChannel:
+                return  # mailbox closed: graceful stop
+            if envelope is not None:
+                await self.dispatch(envelope)
+            await self.sync()
+
+    async def handle(self, message: object) -> None:
+        # A wake-up (branch added or removed): the loop syncs leases right after.
+        return None
+
+    async def sync(self) -> None:
+        """Renew and balance leases, then make the running branch actors match them."""
+        ttl = self._settings.lease_ttl_s
+        nodes = await self._db.run(branches_db.heartbeat, self._node_id, ttl)
+        total = await self._db.run(branches_db.count_active_branches)
+        share = math.ceil(total / nodes) if total else 0
+        held = await self._db.run(branches_db.acquire_leases, self._node_id, ttl, share)
+        supervisor = self._branches()
+        for code in held[share:]:
+            await supervisor.stop_child(f"branch:{code}")
+            await self._db.run(branches_db.release_lease, self._node_id, code)
+            self.log.info("lease.released", branch=code, share=share, nodes=nodes)
+        wanted = {f"branch:{code}" for code in held[:share]}
+        running = set(supervisor.child_names())
+        for name in sorted(running - wanted):
+            await supervisor.stop_child(name)
+            self.log.info("lease.lost", branch=name.removeprefix("branch:"))
+        for name in sorted(wanted - running):
+            branch = await self._db.run(branches_db.get_branch, name.removeprefix("branch:"))
+            await supervisor.start_child(self.branch_spec(branch))
+            self.log.info("lease.acquired", branch=branch.code, kind=branch.kind)
+
+    def branch_spec(self, branch: Branch) -> ChildSpec:
+        def factory() -> Actor:
+            if branch.kind == "odata":
+                return ODataBranchActor(
+                    branch, self._db, self._settings, self._registry, self._node_id
+                )
+            return CommerceMLBranchActor(branch)
+
+        return ChildSpec(name=f"branch:{branch.code}", factory=factory, restart=Restart.PERMANENT)

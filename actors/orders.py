@@ -1,0 +1,65 @@
+"""The order actor: routes new orders to their branch and keeps order gauges current."""
+
+from __future__ import annotations
+
+import trio
+
+from actors.messages import OrderAccepted, StatusChanged, Wake
+from tentorium_hub import metrics
+from tentorium_hub.runtime import Actor, MailboxSpec, Overflow, Registry
+from tentorium_hub.storage import Database
+from tentorium_hub.storage import orders as orders_db
+from tentorium_hub.storage import outbox as outbox_db
+
+# Every accepted order sends one message here; the API waits at most a second for room
+# rather than dropping the wake-up (the outbox row is committed either way, so the
+# branch's next poll delivers it even when this message is lost).
+ORDERS_MAILBOX = MailboxSpec(capacity=1_000, overflow=Overflow.WAIT, send_timeout_s=1.0)
+GAUGE_REFRESH_S = 5.0
+
+
+class OrderActor(Actor):
+    mailbox_spec = ORDERS_MAILBOX
+
+    def __init__(self, db: Database, registry: Registry) -> None:
+        super().__init__("orders")
+        self._db = db
+        self._registry = registry
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        next_refresh = trio.current_time()
+        while True:
+            timeout = max(0.0, next_refresh - trio.current_time())
+            try:
+                envelope = await self.receive_envelope(timeout_s=timeout)
+            except trio.EndOfChannel:
+                return  # mailbox closed: graceful stop
+            if envelope is None:
+                await self._refresh_gauges()
+                next_refresh = trio.current_time() + GAUGE_REFRESH_S
+            else:
+                await self.dispatch(envelope)
+
+    async def handle(self, message: object) -> None:
+        if isinstance(message, OrderAccepted):
+            # The branch may be leased by another node; its own poll picks the row up.
+            self._registry.tell_nowait(f"branch:{message.branch}", Wake())
+        elif isinstance(message, StatusChanged):
+            self._registry.tell_nowait("notifications", Wake())
+
+    async def _refresh_gauges(self) -> None:
+        counts = await self._db.run(orders_db.order_status_counts)
+        for status, value in counts.items():
+            metrics.ORDERS_BY_STATUS.labels(status).set(value)
+        pending = await self._db.run(outbox_db.pending_by_branch)
+        for branch, value in pending.items():
+            metrics.OUTBOX_PENDING.labels(branch).set(value)
+        for branch in set(metrics_branches()) - set(pending):
+            metrics.OUTBOX_PENDING.labels(branch).set(0)
+
+
+def metrics_branches() -> list[str]:
+    """Branches that already have an outbox gauge, so emptied ones drop to zero."""
+    samples = metrics.OUTBOX_PENDING.collect()[0].samples
+    return [s.labels["branch"] for s in samples]

@@ -1,0 +1,55 @@
+"""Request bodies of the HTTP API, validated with pydantic; they also feed /openapi.json."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str | None = Field(default=None, max_length=64, description="Distributor or shop user id")
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+
+
+class OrderLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    offer_id: str = Field(min_length=1, max_length=200, description="offer_id from /products")
+    quantity: Decimal = Field(gt=0, le=100_000, max_digits=12, decimal_places=3)
+    gift: bool = Field(default=False, description="A free gift line: price 0")
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    branch: str = Field(min_length=1, max_length=32, description="Branch code")
+    customer: Customer
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
+    comment: str | None = Field(default=None, max_length=2000)
+    delivery_cost: Decimal = Field(default=Decimal("0"), ge=0, max_digits=12, decimal_places=2)
+
+
+class BranchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["commerceml", "odata"]
+    time_zone: str = Field(default="Europe/Moscow", description="IANA zone of the branch's 1C server")
+    currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$")
+    exchange_login: str | None = Field(default=None, max_length=100)
+    exchange_password: str | None = Field(default=None, min_length=8, max_length=200)
+    zip_enabled: bool = True
+    file_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1 << 30)
+    price_type: str | None = None
+    old_price_type: str | None = None
+    odata_url: str | None = None
+    odata_username: str | None = None
+    odata_password: str | None = None

@@ -1,0 +1,250 @@
+"""`tentorium-hub` command line: run, demo, migrate, branches, tokens, import-commerceml."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import trio
+
+from tentorium_hub import __version__
+from tentorium_hub.branches import new_branch
+from tentorium_hub.domain.secrets import hash_token, new_token
+from tentorium_hub.errors import HubError
+from tentorium_hub.exchange import ExchangeService
+from tentorium_hub.logs import configure_logging
+from tentorium_hub.node import open_storage, run_node
+from tentorium_hub.settings import Settings
+from tentorium_hub.storage import branches as branches_db
+from tentorium_hub.storage import tokens as tokens_db
+
+TOKEN_SCOPES = ("shop", "admin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tentorium-hub",
+        description="Integration hub between branch 1C bases, the shop, the app and the CMS.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--data-dir", type=Path, help="folder of the embedded database and "
+                        "uploads (default ./var; env HUB_DATA_DIR)")  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a hub node (actors, HTTP API, 1C exchange)")
+    run.add_argument("--host", help="HTTP bind address (default 127.0.0.1; env HUB_HTTP_HOST)")
+    run.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
+
+    sub.add_parser("migrate", help="apply database migrations and exit")
+
+    _add_demo_parser(sub)
+    _add_branch_parsers(sub)
+
+    tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="action", required=True)
+    create = tokens.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True, help="who uses the token, e.g. shop-backend")
+    create.add_argument("--scope", action="append", choices=TOKEN_SCOPES,
+                        help="shop (catalog and orders) or admin (everything); repeatable")  # fmt: skip
+    tokens.add_parser("list", help="list tokens (never their values)")
+
+    imp = sub.add_parser("import-commerceml", help="import CommerceML files into a branch, "
+                         "through the same code path as the 1C exchange")  # fmt: skip
+    imp.add_argument("--branch", required=True, help="branch code")
+    imp.add_argument("files", nargs="+", type=Path, help="XML or zip files, in import order")
+    return parser
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    demo = sub.add_parser("demo", help="run the hub with emulated 1C branches end to end")
+    demo.add_argument("--branches", type=int, default=4, help="emulated branches (default 4)")
+    demo.add_argument("--orders", type=int, default=100, help="orders to place (default 100)")
+    demo.add_argument("--commerceml-dir", type=Path,
+                      help="import every CommerceML file of this folder (default: a generated catalog)")  # fmt: skip
+    demo.add_argument("--summary-json", type=Path, help="write the run summary as JSON here")
+    demo.add_argument("--timeout", type=float, default=600.0,
+                      help="seconds to wait for every order to come back confirmed (default 600)")  # fmt: skip
+
+
+def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    branches = sub.add_parser("branches", help="manage branches").add_subparsers(
+        dest="action", required=True
+    )
+    add = branches.add_parser("add", help="add a branch")
+    add.add_argument("--code", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", required=True, choices=("commerceml", "odata"))
+    add.add_argument("--time-zone", default="Europe/Moscow", help="IANA zone of the branch's 1C server")
+    add.add_argument("--currency", default="RUB")
+    add.add_argument("--login", help="CommerceML: the login 1C sends")
+    add.add_argument("--password-env", help="CommerceML: read the password from this variable "
+                     "(asked interactively when omitted)")  # fmt: skip
+    add.add_argument("--no-zip", action="store_true", help="CommerceML: answer zip=no to 1C")
+    add.add_argument("--file-limit-bytes", type=int, default=4 * 1024 * 1024)
+    add.add_argument("--price-type", help="name or Ид of the selling price type")
+    add.add_argument("--old-price-type", help="name or Ид of the strikethrough price type")
+    add.add_argument("--odata-url", help="OData: .../odata/standard.odata/")
+    add.add_argument("--odata-user")
+    add.add_argument("--odata-password-env", help="OData: read the password from this variable")
+    branches.add_parser("list", help="list branches with their health")
+    remove = branches.add_parser("remove", help="deactivate a branch (orders and history stay)")
+    remove.add_argument("--code", required=True)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "host", None):
+        overrides["http_host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["http_port"] = args.port
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        return trio.run(_dispatch, args, settings)
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "run":
+        await run_node(settings)
+        return 0
+    if args.command == "demo":
+        from tentorium_hub.demo import DemoOptions, run_demo
+
+        options = DemoOptions(branches=args.branches, orders=args.orders,
+                              commerceml_dir=args.commerceml_dir,
+                              summary_json=args.summary_json, timeout_s=args.timeout)  # fmt: skip
+        return await run_demo(settings, options)
+    async with open_storage(settings) as db:
+        if args.command == "migrate":
+            print("database schema is up to date")
+            return 0
+        if args.command == "branches":
+            return await _branches(db, args)
+        if args.command == "tokens":
+            return await _tokens(db, args)
+        if args.command == "import-commerceml":
+            return await _import(db, settings, args)
+    return 2
+
+
+async def _branches(db, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    if args.action == "list":
+        for row in await db.run(branches_db.branch_health):
+            last = row["last_success_at"].isoformat() if row["last_success_at"] else "never"
+            print(f"{row['code']:<12} {row['kind']:<11} {row['time_zone']:<22} "
+                  f"last_success={last} failures={row['consecutive_failures']} "
+                  f"pending={row['pending_outbox']}{' PAUSED' if row['paused'] else ''}")  # fmt: skip
+        return 0
+    if args.action == "remove":
+        await db.run(branches_db.deactivate_branch, args.code)
+        print(f"branch {args.code} deactivated")
+        return 0
+    password = None
+    if args.kind == "commerceml":
+        password = _secret(args.password_env, f"exchange password for {args.login}: ")
+    odata_password = _secret(args.odata_password_env, "OData password: ") if args.kind == "odata" else None
+    branch = new_branch(
+        code=args.code, name=args.name, kind=args.kind, time_zone=args.time_zone,
+        currency=args.currency, exchange_login=args.login, exchange_password=password,
+        zip_enabled=not args.no_zip, file_limit_bytes=args.file_limit_bytes,
+        price_type=args.price_type, old_price_type=args.old_price_type, odata_url=args.odata_url,
+        odata_username=args.odata_user, odata_password=odata_password,
+    )  # fmt: skip
+    await db.transaction(branches_db.insert_branch, branch)
+    print(f"branch {branch.code} added ({branch.kind})")
+    return 0
+
+
+def _secret(env_name: str | None, prompt: str) -> str:
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise HubError(f"environment variable {env_name} is empty or unset; export the secret there")
+        return value
+    return getpass.getpass(prompt)
+
+
+async def _tokens(db, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    if args.action == "list":
+        for row in await db.run(tokens_db.list_tokens):
+            state = "revoked" if row["revoked_at"] else "active"
+            print(f"{row['id']:>4} {row['name']:<24} {','.join(row['scopes']):<12} {state}")
+        return 0
+    token = new_token()
+    scopes = sorted(set(args.scope or ["shop"]))
+    await db.run(tokens_db.insert_token, args.name, hash_token(token), scopes)
+    print(token)
+    print(f"# token for {args.name!r} with scopes {scopes}; it is shown only once", file=sys.stderr)
+    return 0
+
+
+async def _import(db, settings: Settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    service = ExchangeService(db, settings, node_id=settings.node_id)
+    failed = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        for path in args.files:
+            if not path.is_file():
+                print(f"{path}: file not found", file=sys.stderr)
+                failed += 1
+                continue
+            status, message = await import_local_file(service, args.branch, path)
+            print(f"{path.name}: {status}: {message}")
+            failed += status != "success"
+        nursery.cancel_scope.cancel()
+    return 1 if failed else 0
+
+
+async def import_local_file(service: ExchangeService, branch: str, path: Path) -> tuple[str, str]:
+    """Feed one local file through the exchange steps 1C would use: file, then import."""
+    session = await service.open_local_session(branch, "catalog")
+    reply = await service.receive_file(session, path.name, _read_chunks(path), "ru")
+    if reply.status != "success":
+        return reply.status, " ".join(reply.lines)
+    names = [path.name]
+    if path.suffix.lower() == ".zip":
+        names = await trio.to_thread.run_sync(_xml_names_in_zip, path)
+    message = ""
+    for name in names:
+        while True:
+            reply = await service.import_step(session, name, "ru")
+            if reply.status != "progress":
+                break
+        message = " ".join(reply.lines)
+        if reply.status != "success":
+            return reply.status, f"{name}: {message}"
+    return "success", message
+
+
+async def _read_chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await trio.open_file(path, "rb") as handle:
+        while chunk := await handle.read(1 << 20):
+            yield chunk
+
+
+def _xml_names_in_zip(path: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.lower().endswith(".xml")]
+    # Classifier and goods before offers, as 1C sends them.
+    return sorted(names, key=lambda n: (not n.lower().startswith("import"), n))
