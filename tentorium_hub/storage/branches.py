@@ -45,6 +45,22 @@ async def insert_branch(conn: asyncpg.Connection, branch: Branch) -> None:
     await conn.execute("INSERT INTO branch_health (branch_code) VALUES ($1)", branch.code)
 
 
+async def upsert_branch(conn: asyncpg.Connection, branch: Branch) -> None:
+    """Insert a branch or overwrite its settings (used by the demo on every run)."""
+    names = list(Branch.__slots__)  # type: ignore[attr-defined]
+    values = [getattr(branch, name) for name in names]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "code")
+    await conn.execute(
+        f"""INSERT INTO branches ({_COLUMNS}) VALUES ({placeholders})
+            ON CONFLICT (code) DO UPDATE SET {updates}, updated_at = now()""",
+        *values,
+    )
+    await conn.execute(
+        "INSERT INTO branch_health (branch_code) VALUES ($1) ON CONFLICT DO NOTHING", branch.code
+    )
+
+
 async def get_branch(conn: asyncpg.Connection, code: str) -> Branch:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM branches WHERE code = $1", code)
     if row is None:
