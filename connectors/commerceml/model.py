@@ -33,8 +33,8 @@ class DocumentHeader:
     """Root facts of a file (КоммерческаяИнформация), always the first item yielded.
 
     The parser yields one header at the start of every catalog section (Классификатор,
-    Каталог, ПакетПредложений, ИзмененияПакетаПредложений), before that section's records;
-    a file without such a section gets one header before its first record. The latest
+    Каталог, ПакетПредложений, ИзмененияПакетаПредложений), before that section's records.
+    A file without such a section gets one header before its first record. The latest
     header's `only_changes` applies to the records that follow it.
     """
 
