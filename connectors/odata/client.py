@@ -1,0 +1,391 @@
+"""Async client of a branch's 1C standard OData interface (`/odata/standard.odata/`).
+
+1C speaks OData v3 with its own literals (`guid'…'`, `datetime'…'`) and Cyrillic entity names,
+so URLs are built here by hand instead of through an OData library.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import TypeVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import httpx
+import trio
+
+from connectors.odata.errors import (
+    ODataError,
+    error_from_exception,
+    error_from_response,
+    invalid_json_error,
+    invalid_row_error,
+)
+from connectors.odata.models import (
+    CHARACTERISTIC_FIELD,
+    ORDER_SELECT,
+    PRICE_SELECT,
+    PRICE_TYPE_FIELD,
+    PRODUCT_FIELD,
+    PRODUCT_SELECT,
+    WAREHOUSE_FIELD,
+    OrderIn,
+    OrderRef,
+    PriceRow,
+    ProductRow,
+    StockRow,
+    decode_order,
+    decode_price,
+    decode_product,
+    decode_stock,
+    dump_json,
+    encode_order,
+    parse_json,
+    to_local_text,
+)
+from tentorium_hub.logs import get_logger
+from tentorium_hub.metrics import record_exchange
+
+T = TypeVar("T")
+
+# Dimensions of the stock balance: everything else (series, purpose...) is summed up by 1C.
+STOCK_DIMENSIONS = ("Номенклатура", "Характеристика", "Склад")
+
+# Characters left as they are in 1C resource paths and query values, because they make up
+# the OData v3 literal syntax (`guid'…'`, `Balance(Period=…,Condition=…)`). Everything else
+# is percent-encoded UTF-8, which covers Cyrillic names and the spaces of `$filter`.
+PATH_SAFE = "/(),='_-."
+QUERY_SAFE = "(),'_-.:"
+
+log = get_logger("connectors.odata")
+
+
+@dataclass(frozen=True)
+class ODataConfig:
+    """Connection settings of one branch's 1C OData publication."""
+
+    base_url: str
+    username: str
+    password: str
+    tz: ZoneInfo
+    timeout_s: float = 10.0
+    max_attempts: int = 3
+    catalog_entity: str = "Catalog_Номенклатура"
+    order_entity: str = "Document_ЗаказКлиента"
+    stock_entity: str = "AccumulationRegister_ТоварыНаСкладах"
+    stock_resource: str = "ВНаличииBalance"
+    price_entity: str = "InformationRegister_ЦеныНоменклатуры"
+    order_number_field: str = "НомерПоДаннымКлиента"
+    page_size: int = 1000
+    # Back-off before retry n is drawn from [cap/2, cap], cap = min(base * 2**(n-1), max).
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 5.0
+    # Branch references a new order needs in 1C (e.g. "Организация_Key", "Склад_Key").
+    order_extra_fields: Mapping[str, object] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "order_extra_fields", MappingProxyType(dict(self.order_extra_fields))
+        )
+        if not self.base_url.endswith("/"):
+            object.__setattr__(self, "base_url", self.base_url + "/")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
+        if self.page_size < 1:
+            raise ValueError(f"page_size must be >= 1, got {self.page_size!r}")
+
+
+def guid_literal(value: str) -> str:
+    """Format a GUID as an OData v3 literal; a malformed GUID raises ValueError."""
+    return f"guid'{uuid.UUID(value)}'"
+
+
+def string_literal(value: str) -> str:
+    """Format an OData string literal; a quote inside is doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def datetime_literal(moment: datetime, tz: ZoneInfo) -> str:
+    """Format an aware time as a 1C date literal in the branch's local time."""
+    return f"datetime'{to_local_text(moment, tz)}'"
+
+
+def build_url(base_url: str, resource: str, params: Sequence[tuple[str, str]]) -> str:
+    """Join the base URL, the percent-encoded resource path and the query options."""
+    query = "&".join(
+        f"{quote(key, safe='$')}={quote(value, safe=QUERY_SAFE)}" for key, value in params
+    )
+    url = base_url + quote(resource, safe=PATH_SAFE)
+    return f"{url}?{query}" if query else url
+
+
+def virtual_table(entity: str, function: str, arguments: Sequence[tuple[str, str]]) -> str:
+    """Build the path of a register virtual table, e.g. `Entity/SliceLast(Period=…)`."""
+    inner = ",".join(f"{name}={value}" for name, value in arguments)
+    return f"{entity}/{function}({inner})"
+
+
+class ODataClient:
+    """Reads goods, stock and prices from a branch's 1C and writes customer orders into it.
+
+    Each public method retries retryable failures up to `config.max_attempts` times with a
+    jittered back-off and raises `ODataError` (a `ConnectorError`) when it gives up.
+    """
+
+    def __init__(self, config: ODataConfig, *, client: httpx.AsyncClient | None = None) -> None:
+        self._config = config
+        self._owns_client = client is None
+        self._http = client if client is not None else httpx.AsyncClient()
+        self._auth = httpx.BasicAuth(config.username, config.password)
+        self._timeout = httpx.Timeout(config.timeout_s)
+        self._random = random.Random()
+        self._log = log.bind(odata_url=config.base_url)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def fetch_products(self) -> list[ProductRow]:
+        """Read the whole goods catalog page by page, ordered by Ref_Key."""
+        return await self._measure("fetch_products", self._fetch_products)
+
+    async def fetch_stock(self, *, at: datetime | None = None) -> list[StockRow]:
+        """Read stock balances per product, characteristic and warehouse (now, or at `at`)."""
+        return await self._measure("fetch_stock", lambda: self._fetch_stock(at))
+
+    async def fetch_prices(
+        self, *, price_type_id: str | None = None, at: datetime | None = None
+    ) -> list[PriceRow]:
+        """Read the latest prices (all price types, or one), as of now or of `at`."""
+        return await self._measure("fetch_prices", lambda: self._fetch_prices(price_type_id, at))
+
+    async def find_order(self, hub_number: str) -> OrderRef | None:
+        """Look up the order document that stores `hub_number`; None when there is none."""
+        return await self._measure(
+            "find_order", lambda: self._with_retries(lambda: self._find_order_once(hub_number))
+        )
+
+    async def create_order(self, order: OrderIn) -> OrderRef:
+        """Create the order document unless the branch already has one for `order.hub_number`.
+
+        Every attempt looks the order up first, so a retry after a lost 201 response finds
+        the document instead of creating a duplicate.
+        """
+        config = self._config
+        body = encode_order(
+            order,
+            tz=config.tz,
+            number_field=config.order_number_field,
+            extra_fields=config.order_extra_fields,
+        )
+        return await self._measure(
+            "create_order",
+            lambda: self._with_retries(lambda: self._find_or_create(order.hub_number, body)),
+        )
+
+    async def post_document(self, ref_key: str) -> None:
+        """Post (проведение) an order document in non-operational mode."""
+        resource = f"{self._config.order_entity}({guid_literal(ref_key)})/Post"
+        params = [("PostingModeOperational", "false")]
+        await self._measure(
+            "post_document",
+            lambda: self._with_retries(
+                lambda: self._send("POST", resource, params, expected=(200, 204))
+            ),
+        )
+
+    async def get_order(self, ref_key: str) -> OrderRef:
+        """Read one order document by its Ref_Key."""
+        resource = f"{self._config.order_entity}({guid_literal(ref_key)})"
+        params = [("$select", ",".join(self._order_select()))]
+        document = await self._measure(
+            "get_order", lambda: self._with_retries(lambda: self._send("GET", resource, params))
+        )
+        return self._decode_order(document)
+
+    async def _fetch_products(self) -> list[ProductRow]:
+        page_size = self._config.page_size
+        products: dict[str, ProductRow] = {}
+        skip = 0
+        while True:
+            params = [
+                ("$select", ",".join(PRODUCT_SELECT)),
+                ("$orderby", "Ref_Key"),
+                ("$top", str(page_size)),
+                ("$skip", str(skip)),
+            ]
+            page = await self._get_rows(self._config.catalog_entity, params)
+            added = 0
+            for row in page:
+                product = decode_product(row)
+                added += product.ref_key not in products
+                products.setdefault(product.ref_key, product)
+
+            # A server that ignores $skip would return the same page forever.
+            if len(page) < page_size or added == 0:
+                return list(products.values())
+            skip += len(page)
+
+    async def _fetch_stock(self, at: datetime | None) -> list[StockRow]:
+        config = self._config
+        arguments = [("Dimensions", "'" + ",".join(STOCK_DIMENSIONS) + "'")]
+        if at is not None:
+            arguments.insert(0, ("Period", datetime_literal(at, config.tz)))
+        resource = virtual_table(config.stock_entity, "Balance", arguments)
+        select = (PRODUCT_FIELD, CHARACTERISTIC_FIELD, WAREHOUSE_FIELD, config.stock_resource)
+
+        # NOTE: read in one request without $top/$skip, because register rows have no key to
+        # order by. A branch is expected to have a few thousand balance rows at most.
+        rows = await self._get_rows(resource, [("$select", ",".join(select))])
+        return [decode_stock(row, resource=config.stock_resource) for row in rows]
+
+    async def _fetch_prices(self, price_type_id: str | None, at: datetime | None) -> list[PriceRow]:
+        config = self._config
+        arguments: list[tuple[str, str]] = []
+        if at is not None:
+            arguments.append(("Period", datetime_literal(at, config.tz)))
+        if price_type_id is not None:
+            # The 1C manual writes the inner literal's quotes undoubled inside Condition='…'.
+            condition = f"{PRICE_TYPE_FIELD} eq {guid_literal(price_type_id)}"
+            arguments.append(("Condition", f"'{condition}'"))
+
+        resource = virtual_table(config.price_entity, "SliceLast", arguments)
+        rows = await self._get_rows(resource, [("$select", ",".join(PRICE_SELECT))])
+        return [decode_price(row, tz=config.tz) for row in rows]
+
+    async def _find_order_once(self, hub_number: str) -> OrderRef | None:
+        number_filter = f"{self._config.order_number_field} eq {string_literal(hub_number)}"
+        params = [("$filter", number_filter), ("$select", ",".join(self._order_select()))]
+        rows = await self._get_rows(self._config.order_entity, params, retry=False)
+        orders = [self._decode_order(row) for row in rows]
+        if not orders:
+            return None
+
+        if len(orders) > 1:
+            refs = [order.ref_key for order in orders]
+            self._log.warning("odata.order_duplicates", hub_number=hub_number, ref_keys=refs)
+        # A document a manager marked for deletion still counts as created, but a live one wins.
+        orders.sort(key=lambda order: (order.deletion_mark, not order.posted, order.number))
+        return orders[0]
+
+    async def _find_or_create(self, hub_number: str, body: dict[str, object]) -> OrderRef:
+        existing = await self._find_order_once(hub_number)
+        if existing is not None:
+            self._log.info("odata.order_found", hub_number=hub_number, ref_key=existing.ref_key)
+            return existing
+
+        entity = self._config.order_entity
+        document = await self._send("POST", entity, [], body=body, expected=(201,))
+        created = self._decode_order(document)
+        self._log.info(
+            "odata.order_created",
+            hub_number=hub_number,
+            ref_key=created.ref_key,
+            number=created.number,
+        )
+        return created
+
+    def _order_select(self) -> tuple[str, ...]:
+        return (*ORDER_SELECT, self._config.order_number_field)
+
+    def _decode_order(self, document: object) -> OrderRef:
+        return decode_order(
+            document, tz=self._config.tz, number_field=self._config.order_number_field
+        )
+
+    async def _get_rows(
+        self, resource: str, params: Sequence[tuple[str, str]], *, retry: bool = True
+    ) -> list[object]:
+        """GET an entity set or a virtual table and return its `value` array."""
+
+        async def get() -> object:
+            return await self._send("GET", resource, params)
+
+        document = await (self._with_retries(get) if retry else get())
+        rows = document.get("value") if isinstance(document, dict) else None
+        if not isinstance(rows, list):
+            raise invalid_row_error(resource, "the response has no 'value' array")
+        return rows
+
+    async def _send(
+        self,
+        method: str,
+        resource: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        body: object = None,
+        expected: Collection[int] = (200,),
+    ) -> object:
+        """Send one request and return the parsed JSON body (None for an empty body)."""
+        url = build_url(self._config.base_url, resource, [("$format", "json"), *params])
+        operation = f"OData {method} {self._config.base_url}{resource}"
+        headers = {"Accept": "application/json"}
+        content = None
+        if body is not None:
+            content = dump_json(body)
+            headers["Content-Type"] = "application/json; charset=utf-8"
+
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                content=content,
+                headers=headers,
+                auth=self._auth,
+                timeout=self._timeout,
+            )
+        except httpx.RequestError as exc:
+            raise error_from_exception(
+                exc, operation=operation, timeout_s=self._config.timeout_s
+            ) from exc
+
+        error = error_from_response(response, operation=operation, expected=expected)
+        if error is not None:
+            raise error
+        if not response.content:
+            return None
+        try:
+            return parse_json(response.content)
+        except ValueError as exc:
+            raise invalid_json_error(operation, exc) from exc
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run `call`, repeating it after retryable `ODataError`s with a jittered back-off."""
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except ODataError as error:
+                if not error.retryable or attempt >= self._config.max_attempts:
+                    raise
+                delay_s = self._backoff_s(attempt)
+                self._log.warning(
+                    "odata.retry", attempt=attempt, delay_s=round(delay_s, 3), error=str(error)
+                )
+            await trio.sleep(delay_s)
+            attempt += 1
+
+    def _backoff_s(self, attempt: int) -> float:
+        cap = min(self._config.backoff_base_s * 2 ** (attempt - 1), self._config.backoff_max_s)
+        return self._random.uniform(cap / 2, cap)
+
+    async def _measure(self, step: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one public operation and record its duration and result."""
+        started = trio.current_time()
+        result = "error"
+        try:
+            value = await call()
+            result = "ok"
+            return value
+        except trio.Cancelled:
+            result = "cancelled"
+            raise
+        finally:
+            record_exchange("odata", step, result, trio.current_time() - started)
