@@ -126,9 +126,12 @@ class ODataBranchActor(Actor):
         """Deliver due outbox rows in order; stop at the first retryable failure."""
         while True:
             batch = await self._db.transaction(
-                outbox_db.claim_pending, self.branch.code, self._node_id,
-                self._settings.delivery_batch_size, self._settings.odata_timeout_s * 6,
-            )  # fmt: skip
+                outbox_db.claim_pending,
+                self.branch.code,
+                self._node_id,
+                self._settings.delivery_batch_size,
+                self._settings.odata_timeout_s * 6,
+            )
             if not batch:
                 return
             for export in batch:
@@ -159,14 +162,16 @@ class ODataBranchActor(Actor):
         attempts = await self._db.run(_attempts, export.outbox_id)
         if not exc.retryable or attempts >= self._settings.max_delivery_attempts:
             await self._db.transaction(outbox_db.mark_failed, export.outbox_id, str(exc))
-            self.log.error("order.needs_attention", order=export.number, error=str(exc),
-                           attempts=attempts)  # fmt: skip
+            self.log.error(
+                "order.needs_attention", order=export.number, error=str(exc), attempts=attempts
+            )
             self._registry.tell_nowait("notifications", Wake())
             return True  # the next order is independent of this one
         delay = await self._failed(str(exc))
         await self._db.run(outbox_db.schedule_retry, export.outbox_id, str(exc), delay)
-        self.log.warning("order.delivery_retry", order=export.number, error=str(exc),
-                         retry_in_s=round(delay, 2))  # fmt: skip
+        self.log.warning(
+            "order.delivery_retry", order=export.number, error=str(exc), retry_in_s=round(delay, 2)
+        )
         return False
 
     # -- polling ----------------------------------------------------------------------
@@ -191,11 +196,17 @@ class ODataBranchActor(Actor):
     async def _store_catalog(self, products: list, prices: list, stock: list) -> dict[str, int]:
         items = list(_catalog_items(products, prices, stock))
         job_id, _ = await self._db.run(
-            exchange_db.start_import_job, self.branch.code, uuid.uuid4(), "odata-poll",
-            self._node_id, 0,
-        )  # fmt: skip
+            exchange_db.start_import_job,
+            self.branch.code,
+            uuid.uuid4(),
+            "odata-poll",
+            self._node_id,
+            0,
+        )
         try:
-            result = await import_items(self._db, branch=self.branch.code, items=items, job_id=job_id)
+            result = await import_items(
+                self._db, branch=self.branch.code, items=items, job_id=job_id
+            )
         except StorageError as exc:
             await self._db.run(exchange_db.finish_import_job, job_id, "failure", str(exc), {})
             raise
@@ -235,9 +246,12 @@ class ODataBranchActor(Actor):
 def _to_odata(export: ExportOrder) -> OrderIn:
     lines = tuple(
         OrderLineIn(
-            product_id=ln.product_id, characteristic_id=ln.characteristic_id,
-            quantity=ln.quantity, price=ln.price, amount=ln.amount,
-        )  # fmt: skip
+            product_id=ln.product_id,
+            characteristic_id=ln.characteristic_id,
+            quantity=ln.quantity,
+            price=ln.price,
+            amount=ln.amount,
+        )
         for ln in export.lines
     )
     return OrderIn(
@@ -253,22 +267,29 @@ def _to_odata(export: ExportOrder) -> OrderIn:
 
 def _report(ref: OrderRef) -> StatusReport:
     return StatusReport(
-        number_1c=ref.number or None, posted=ref.posted, deleted=ref.deletion_mark,
+        number_1c=ref.number or None,
+        posted=ref.posted,
+        deleted=ref.deletion_mark,
         status_text=ref.status,
-    )  # fmt: skip
+    )
 
 
 async def _record_delivery(conn: object, export: ExportOrder, ref: OrderRef) -> None:
-    await outbox_db.mark_delivered(conn, export.outbox_id, note=f"1C document {ref.ref_key}")  # type: ignore[arg-type]
+    await outbox_db.mark_delivered(conn, export.outbox_id, note=f"1C document {ref.ref_key}")
     await _apply_ref_status(conn, export.order_id, ref)
 
 
 async def _apply_ref_status(conn: object, order_id: uuid.UUID, ref: OrderRef) -> None:
     report = _report(ref)
     changed = await orders_db.apply_status(
-        conn, order_id, status_from_report(report), source="1c",  # type: ignore[arg-type]
-        raw=asdict(report), number_1c=report.number_1c, status_1c=ref.status,
-    )  # fmt: skip
+        conn,
+        order_id,
+        status_from_report(report),
+        source="1c",
+        raw=asdict(report),
+        number_1c=report.number_1c,
+        status_1c=ref.status,
+    )
     if changed is not None:
         metrics.record_order_transition(changed.value, "1c")
 
@@ -285,23 +306,39 @@ def _catalog_items(products: list, prices: list, stock: list) -> list[model.Cata
         if row.is_folder:
             items.append(model.Group(row.ref_key, row.name, row.parent_id, row.deleted))
         else:
-            items.append(model.Product(row.ref_key, row.name, sku=row.sku,
-                group_ids=(row.parent_id,) if row.parent_id else (), deleted=row.deleted))  # fmt: skip
+            items.append(
+                model.Product(
+                    row.ref_key,
+                    row.name,
+                    sku=row.sku,
+                    group_ids=(row.parent_id,) if row.parent_id else (),
+                    deleted=row.deleted,
+                )
+            )
     by_offer: dict[str, dict] = {}
     for p in prices:
-        offer = by_offer.setdefault(_offer_id(p.product_id, p.characteristic_id),
-                                    {"p": p.product_id, "c": p.characteristic_id, "prices": [], "stock": []})  # fmt: skip
+        offer = by_offer.setdefault(
+            _offer_id(p.product_id, p.characteristic_id),
+            {"p": p.product_id, "c": p.characteristic_id, "prices": [], "stock": []},
+        )
         offer["prices"].append(model.Price(p.price_type_id, p.amount))
     for s in stock:
-        offer = by_offer.setdefault(_offer_id(s.product_id, s.characteristic_id),
-                                    {"p": s.product_id, "c": s.characteristic_id, "prices": [], "stock": []})  # fmt: skip
+        offer = by_offer.setdefault(
+            _offer_id(s.product_id, s.characteristic_id),
+            {"p": s.product_id, "c": s.characteristic_id, "prices": [], "stock": []},
+        )
         offer["stock"].append(model.StockLevel(s.warehouse_id, s.quantity))
     for offer_id, data in by_offer.items():
-        items.append(model.Offer(
-            offer_id, data["p"], data["c"], prices=tuple(data["prices"]) or None,
-            stock=tuple(data["stock"]),
-            stock_total=sum((lvl.quantity for lvl in data["stock"]), Decimal("0")),
-        ))  # fmt: skip
+        items.append(
+            model.Offer(
+                offer_id,
+                data["p"],
+                data["c"],
+                prices=tuple(data["prices"]) or None,
+                stock=tuple(data["stock"]),
+                stock_total=sum((lvl.quantity for lvl in data["stock"]), Decimal("0")),
+            )
+        )
     return items
 
 

@@ -8,7 +8,15 @@ from collections.abc import Callable
 import trio
 
 from actors.branch import CommerceMLBranchActor, ODataBranchActor
-from tentorium_hub.runtime import Actor, ChildSpec, MailboxSpec, Overflow, Registry, Restart, Supervisor
+from tentorium_hub.runtime import (
+    Actor,
+    ChildSpec,
+    MailboxSpec,
+    Overflow,
+    Registry,
+    Restart,
+    Supervisor,
+)
 from tentorium_hub.settings import Settings
 from tentorium_hub.storage import Database
 from tentorium_hub.storage import branches as branches_db

@@ -53,7 +53,7 @@ class NotificationActor(Actor):
 
     async def _send_one(self, http: httpx.AsyncClient, item: dict[str, Any]) -> None:
         # The log channel always records the event, so operators see it without a webhook.
-        self.log.info("notification.event", event=item["event"], **item["payload"])
+        self.log.info("notification.event", name=item["event"], payload=item["payload"])
         url = self._settings.webhook_url
         if not url:
             await self._db.run(notifications_db.mark_sent, item["id"])
@@ -69,8 +69,14 @@ class NotificationActor(Actor):
             give_up = attempts >= MAX_ATTEMPTS
             await self._db.run(notifications_db.mark_retry, item["id"], str(exc), delay, give_up)
             metrics.NOTIFICATIONS.labels("webhook", "failed" if give_up else "retry").inc()
-            self.log.warning("notification.webhook_failed", id=item["id"], error=str(exc),
-                             attempts=attempts, retry_in_s=round(delay, 1), gave_up=give_up)  # fmt: skip
+            self.log.warning(
+                "notification.webhook_failed",
+                id=item["id"],
+                error=str(exc),
+                attempts=attempts,
+                retry_in_s=round(delay, 1),
+                gave_up=give_up,
+            )
             return
         await self._db.run(notifications_db.mark_sent, item["id"])
         metrics.NOTIFICATIONS.labels("webhook", "sent").inc()

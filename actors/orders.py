@@ -61,5 +61,5 @@ class OrderActor(Actor):
 
 def metrics_branches() -> list[str]:
     """Branches that already have an outbox gauge, so emptied ones drop to zero."""
-    samples = metrics.OUTBOX_PENDING.collect()[0].samples
+    samples = next(iter(metrics.OUTBOX_PENDING.collect())).samples
     return [s.labels["branch"] for s in samples]

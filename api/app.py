@@ -67,8 +67,14 @@ def _install_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(ValidationError)
     async def on_validation(exc: ValidationError) -> Response:
         errors = [{"field": exc.field, "message": str(exc)}] if exc.field else None
-        return problem(422, exc.code or "invalid_field", lang(), params=_params(exc),
-                       fallback=str(exc), errors=errors)  # fmt: skip
+        return problem(
+            422,
+            exc.code or "invalid_field",
+            lang(),
+            params=_params(exc),
+            fallback=str(exc),
+            errors=errors,
+        )
 
     @app.errorhandler(NotFoundError)
     async def on_not_found(exc: NotFoundError) -> Response:
@@ -85,8 +91,9 @@ def _install_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(StorageError)
     async def on_storage(exc: StorageError) -> Response:
         log.error("api.storage_error", path=request.path, error=str(exc))
-        return problem(503, "storage_unavailable", lang(), fallback=str(exc),
-                       headers={"Retry-After": "10"})  # fmt: skip
+        return problem(
+            503, "storage_unavailable", lang(), fallback=str(exc), headers={"Retry-After": "10"}
+        )
 
     @app.errorhandler(HTTPException)
     async def on_http(exc: HTTPException) -> Response:
@@ -94,8 +101,11 @@ def _install_error_handlers(app: QuartTrio) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             status, "internal"
         )
-        params = {"path": request.path, "method": request.method,
-                  "limit": app.config["MAX_CONTENT_LENGTH"]}  # fmt: skip
+        params = {
+            "path": request.path,
+            "method": request.method,
+            "limit": app.config["MAX_CONTENT_LENGTH"],
+        }
         return problem(status, code, lang(), params=params, fallback=exc.description or "")
 
     @app.errorhandler(HubError)
@@ -137,4 +147,4 @@ async def serve(
 async def _serve_app(
     app: QuartTrio, config: Config, *, task_status: trio.TaskStatus[list[str]]
 ) -> None:
-    await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+    await hypercorn_serve(app, config, task_status=task_status)

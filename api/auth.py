@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from quart import g, request
 
+from api.context import hub
 from api.messages import pick_language
 from api.problems import problem
-from api.context import hub
 from tentorium_hub.domain.secrets import hash_token
 from tentorium_hub.storage import tokens as tokens_db
 
@@ -28,12 +28,20 @@ def require(scope: str) -> Callable[[F], F]:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                return problem(401, "unauthorized", lang,
-                               headers={"WWW-Authenticate": 'Bearer realm="tentorium-hub"'})  # fmt: skip
+                return problem(
+                    401,
+                    "unauthorized",
+                    lang,
+                    headers={"WWW-Authenticate": 'Bearer realm="tentorium-hub"'},
+                )
             info = await hub().db.run(tokens_db.find_token, hash_token(token.strip()))
             if info is None:
-                return problem(401, "unauthorized", lang,
-                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+                return problem(
+                    401,
+                    "unauthorized",
+                    lang,
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             if scope not in info.scopes and "admin" not in info.scopes:
                 return problem(403, "forbidden", lang, params={"scope": scope})
             g.token = info

@@ -20,7 +20,17 @@ from tentorium_hub.logs import get_logger
 
 exchange_blueprint = Blueprint("exchange", __name__)
 log = get_logger("api.exchange")
-MODES = ("checkauth", "init", "file", "import", "query", "success", "deactivate", "complete", "info")
+MODES = (
+    "checkauth",
+    "init",
+    "file",
+    "import",
+    "query",
+    "success",
+    "deactivate",
+    "complete",
+    "info",
+)
 
 
 def _lang() -> str:
@@ -46,11 +56,17 @@ async def exchange() -> Response:
         reply = await _dispatch(exchange_type, mode, lang)
     except StorageError as exc:
         log.error("exchange.storage_error", mode=mode, error=str(exc))
-        reply = failure("Сервер временно не может сохранить данные. Повторите обмен позже.",
-                        "The hub cannot store data right now; retry the exchange later.", lang)  # fmt: skip
-    metrics.record_exchange("commerceml", mode or "none", reply.status if reply.status in
-                            ("success", "progress", "failure") else "success",
-                            time.perf_counter() - started)  # fmt: skip
+        reply = failure(
+            "Сервер временно не может сохранить данные. Повторите обмен позже.",
+            "The hub cannot store data right now; retry the exchange later.",
+            lang,
+        )
+    metrics.record_exchange(
+        "commerceml",
+        mode or "none",
+        reply.status if reply.status in ("success", "progress", "failure") else "success",
+        time.perf_counter() - started,
+    )
     return _reply(reply)
 
 

@@ -47,7 +47,9 @@ async def _read_json() -> tuple[dict[str, Any] | None, Response | None]:
     except (ValueError, UnicodeDecodeError) as exc:
         return None, problem(400, "invalid_body", _lang(), params={"error": str(exc)})
     if not isinstance(body, dict):
-        return None, problem(400, "invalid_body", _lang(), params={"error": "expected a JSON object"})
+        return None, problem(
+            400, "invalid_body", _lang(), params={"error": "expected a JSON object"}
+        )
     return body, None
 
 
@@ -57,8 +59,13 @@ def _validation_problem(exc: pydantic.ValidationError) -> Response:
         for err in exc.errors()
     ]
     first = errors[0]
-    return problem(422, "invalid_field", _lang(), errors=errors,
-                   params={"field": first["field"], "error": first["message"]})  # fmt: skip
+    return problem(
+        422,
+        "invalid_field",
+        _lang(),
+        errors=errors,
+        params={"field": first["field"], "error": first["message"]},
+    )
 
 
 # -- catalog --------------------------------------------------------------------------
@@ -69,17 +76,29 @@ def _validation_problem(exc: pydantic.ValidationError) -> Response:
 async def list_products() -> Response:
     branch = request.args.get("branch", "").strip()
     if not branch:
-        return problem(422, "invalid_query", _lang(),
-                       params={"field": "branch", "error": "обязателен код филиала / branch code is required"})  # fmt: skip
+        return problem(
+            422,
+            "invalid_query",
+            _lang(),
+            params={"field": "branch", "error": "обязателен код филиала / branch code is required"},
+        )
     try:
         limit = int(request.args.get("limit", "100"))
         after = int(request.args.get("after", "0"))
     except ValueError:
-        return problem(422, "invalid_query", _lang(),
-                       params={"field": "limit/after", "error": "ожидается целое число / integer expected"})  # fmt: skip
+        return problem(
+            422,
+            "invalid_query",
+            _lang(),
+            params={"field": "limit/after", "error": "ожидается целое число / integer expected"},
+        )
     if not 1 <= limit <= 500:
-        return problem(422, "invalid_query", _lang(),
-                       params={"field": "limit", "error": "от 1 до 500 / from 1 to 500"})  # fmt: skip
+        return problem(
+            422,
+            "invalid_query",
+            _lang(),
+            params={"field": "limit", "error": "от 1 до 500 / from 1 to 500"},
+        )
     await hub().db.run(branches_db.get_branch, branch)
     items = await hub().db.run(catalog_db.list_products, branch, after_id=after, limit=limit)
     next_after = items[-1]["id"] if len(items) == limit else None

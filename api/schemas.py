@@ -42,7 +42,9 @@ class BranchCreate(BaseModel):
     code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["commerceml", "odata"]
-    time_zone: str = Field(default="Europe/Moscow", description="IANA zone of the branch's 1C server")
+    time_zone: str = Field(
+        default="Europe/Moscow", description="IANA zone of the branch's 1C server"
+    )
     currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$")
     exchange_login: str | None = Field(default=None, max_length=100)
     exchange_password: str | None = Field(default=None, min_length=8, max_length=200)
@@ -50,6 +52,9 @@ class BranchCreate(BaseModel):
     file_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1 << 30)
     price_type: str | None = None
     old_price_type: str | None = None
+    deactivate_missing: bool = Field(
+        default=True, description="Hide goods a full catalog snapshot from 1C does not list"
+    )
     odata_url: str | None = None
     odata_username: str | None = None
     odata_password: str | None = None

@@ -22,6 +22,7 @@ def new_branch(
     file_limit_bytes: int = 4 * 1024 * 1024,
     price_type: str | None = None,
     old_price_type: str | None = None,
+    deactivate_missing: bool = True,
     odata_url: str | None = None,
     odata_username: str | None = None,
     odata_password: str | None = None,
@@ -45,7 +46,9 @@ def new_branch(
             field="odata_url",
         )
     if kind not in ("commerceml", "odata"):
-        raise ValidationError(f"kind {kind!r} is invalid; use 'commerceml' or 'odata'", field="kind")
+        raise ValidationError(
+            f"kind {kind!r} is invalid; use 'commerceml' or 'odata'", field="kind"
+        )
     return Branch(
         code=code,
         name=name,
@@ -60,6 +63,7 @@ def new_branch(
         file_limit_bytes=file_limit_bytes,
         price_type=price_type,
         old_price_type=old_price_type,
+        deactivate_missing=deactivate_missing,
         odata_url=odata_url,
         odata_username=odata_username,
         odata_password=odata_password,

@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Integration hub between branch 1C bases, the shop, the app and the CMS.",
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--data-dir", type=Path, help="folder of the embedded database and "
-                        "uploads (default ./var; env HUB_DATA_DIR)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder of the embedded database and uploads (default ./var; env HUB_DATA_DIR)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a hub node (actors, HTTP API, 1C exchange)")
@@ -44,32 +47,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_parser(sub)
     _add_branch_parsers(sub)
 
-    tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="action", required=True)
+    tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(
+        dest="action", required=True
+    )
     create = tokens.add_parser("create", help="create a token and print it once")
     create.add_argument("--name", required=True, help="who uses the token, e.g. shop-backend")
-    create.add_argument("--scope", action="append", choices=TOKEN_SCOPES,
-                        help="shop (catalog and orders) or admin (everything); repeatable")  # fmt: skip
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=TOKEN_SCOPES,
+        help="shop (catalog and orders) or admin (everything); repeatable",
+    )
     tokens.add_parser("list", help="list tokens (never their values)")
 
-    imp = sub.add_parser("import-commerceml", help="import CommerceML files into a branch, "
-                         "through the same code path as the 1C exchange")  # fmt: skip
+    imp = sub.add_parser(
+        "import-commerceml",
+        help="import CommerceML files into a branch, through the same code path as the 1C exchange",
+    )
     imp.add_argument("--branch", required=True, help="branch code")
     imp.add_argument("files", nargs="+", type=Path, help="XML or zip files, in import order")
     return parser
 
 
-def _add_demo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="run the hub with emulated 1C branches end to end")
     demo.add_argument("--branches", type=int, default=4, help="emulated branches (default 4)")
     demo.add_argument("--orders", type=int, default=100, help="orders to place (default 100)")
-    demo.add_argument("--commerceml-dir", type=Path,
-                      help="import every CommerceML file of this folder (default: a generated catalog)")  # fmt: skip
+    demo.add_argument(
+        "--commerceml-dir",
+        type=Path,
+        help="import every CommerceML file of this folder (default: a generated catalog)",
+    )
     demo.add_argument("--summary-json", type=Path, help="write the run summary as JSON here")
-    demo.add_argument("--timeout", type=float, default=600.0,
-                      help="seconds to wait for every order to come back confirmed (default 600)")  # fmt: skip
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for every order to come back confirmed (default 600)",
+    )
 
 
-def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
     branches = sub.add_parser("branches", help="manage branches").add_subparsers(
         dest="action", required=True
     )
@@ -77,15 +95,24 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignor
     add.add_argument("--code", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--kind", required=True, choices=("commerceml", "odata"))
-    add.add_argument("--time-zone", default="Europe/Moscow", help="IANA zone of the branch's 1C server")
+    add.add_argument(
+        "--time-zone", default="Europe/Moscow", help="IANA zone of the branch's 1C server"
+    )
     add.add_argument("--currency", default="RUB")
     add.add_argument("--login", help="CommerceML: the login 1C sends")
-    add.add_argument("--password-env", help="CommerceML: read the password from this variable "
-                     "(asked interactively when omitted)")  # fmt: skip
+    add.add_argument(
+        "--password-env",
+        help="CommerceML: read the password from this variable (asked interactively when omitted)",
+    )
     add.add_argument("--no-zip", action="store_true", help="CommerceML: answer zip=no to 1C")
     add.add_argument("--file-limit-bytes", type=int, default=4 * 1024 * 1024)
     add.add_argument("--price-type", help="name or Ид of the selling price type")
     add.add_argument("--old-price-type", help="name or Ид of the strikethrough price type")
+    add.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="do not hide goods that a full catalog snapshot leaves out",
+    )
     add.add_argument("--odata-url", help="OData: .../odata/standard.odata/")
     add.add_argument("--odata-user")
     add.add_argument("--odata-password-env", help="OData: read the password from this variable")
@@ -129,9 +156,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from tentorium_hub.demo import DemoOptions, run_demo
 
-        options = DemoOptions(branches=args.branches, orders=args.orders,
-                              commerceml_dir=args.commerceml_dir,
-                              summary_json=args.summary_json, timeout_s=args.timeout)  # fmt: skip
+        options = DemoOptions(
+            branches=args.branches,
+            orders=args.orders,
+            commerceml_dir=args.commerceml_dir,
+            summary_json=args.summary_json,
+            timeout_s=args.timeout,
+        )
         return await run_demo(settings, options)
     async with open_storage(settings) as db:
         if args.command == "migrate":
@@ -146,13 +177,15 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
-async def _branches(db, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _branches(db, args: argparse.Namespace) -> int:
     if args.action == "list":
         for row in await db.run(branches_db.branch_health):
             last = row["last_success_at"].isoformat() if row["last_success_at"] else "never"
-            print(f"{row['code']:<12} {row['kind']:<11} {row['time_zone']:<22} "
-                  f"last_success={last} failures={row['consecutive_failures']} "
-                  f"pending={row['pending_outbox']}{' PAUSED' if row['paused'] else ''}")  # fmt: skip
+            print(
+                f"{row['code']:<12} {row['kind']:<11} {row['time_zone']:<22} "
+                f"last_success={last} failures={row['consecutive_failures']} "
+                f"pending={row['pending_outbox']}{' PAUSED' if row['paused'] else ''}"
+            )
         return 0
     if args.action == "remove":
         await db.run(branches_db.deactivate_branch, args.code)
@@ -161,14 +194,26 @@ async def _branches(db, args: argparse.Namespace) -> int:  # type: ignore[no-unt
     password = None
     if args.kind == "commerceml":
         password = _secret(args.password_env, f"exchange password for {args.login}: ")
-    odata_password = _secret(args.odata_password_env, "OData password: ") if args.kind == "odata" else None
+    odata_password = (
+        _secret(args.odata_password_env, "OData password: ") if args.kind == "odata" else None
+    )
     branch = new_branch(
-        code=args.code, name=args.name, kind=args.kind, time_zone=args.time_zone,
-        currency=args.currency, exchange_login=args.login, exchange_password=password,
-        zip_enabled=not args.no_zip, file_limit_bytes=args.file_limit_bytes,
-        price_type=args.price_type, old_price_type=args.old_price_type, odata_url=args.odata_url,
-        odata_username=args.odata_user, odata_password=odata_password,
-    )  # fmt: skip
+        code=args.code,
+        name=args.name,
+        kind=args.kind,
+        time_zone=args.time_zone,
+        currency=args.currency,
+        exchange_login=args.login,
+        exchange_password=password,
+        zip_enabled=not args.no_zip,
+        file_limit_bytes=args.file_limit_bytes,
+        price_type=args.price_type,
+        old_price_type=args.old_price_type,
+        deactivate_missing=not args.keep_missing,
+        odata_url=args.odata_url,
+        odata_username=args.odata_user,
+        odata_password=odata_password,
+    )
     await db.transaction(branches_db.insert_branch, branch)
     print(f"branch {branch.code} added ({branch.kind})")
     return 0
@@ -178,12 +223,14 @@ def _secret(env_name: str | None, prompt: str) -> str:
     if env_name:
         value = os.environ.get(env_name)
         if not value:
-            raise HubError(f"environment variable {env_name} is empty or unset; export the secret there")
+            raise HubError(
+                f"environment variable {env_name} is empty or unset; export the secret there"
+            )
         return value
     return getpass.getpass(prompt)
 
 
-async def _tokens(db, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _tokens(db, args: argparse.Namespace) -> int:
     if args.action == "list":
         for row in await db.run(tokens_db.list_tokens):
             state = "revoked" if row["revoked_at"] else "active"
@@ -197,7 +244,7 @@ async def _tokens(db, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
     return 0
 
 
-async def _import(db, settings: Settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _import(db, settings: Settings, args: argparse.Namespace) -> int:
     service = ExchangeService(db, settings, node_id=settings.node_id)
     failed = 0
     async with trio.open_nursery() as nursery:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -37,10 +36,18 @@ from tentorium_hub.storage import catalog as catalog_db
 from tentorium_hub.storage import tokens as tokens_db
 
 TIME_ZONES = (
-    "Europe/Moscow", "Asia/Yekaterinburg", "Asia/Novosibirsk", "Europe/Kaliningrad",
-    "Asia/Vladivostok", "Asia/Almaty", "Europe/Samara", "Asia/Krasnoyarsk",
-)  # fmt: skip
+    "Europe/Moscow",
+    "Asia/Yekaterinburg",
+    "Asia/Novosibirsk",
+    "Europe/Kaliningrad",
+    "Asia/Vladivostok",
+    "Asia/Almaty",
+    "Europe/Samara",
+    "Asia/Krasnoyarsk",
+)
 EXCHANGE_PASSWORD = "demo-exchange-secret"
+ODATA_USER = "hub"
+ODATA_PASSWORD = "demo-odata-secret"
 CONFIRMED = ("confirmed", "paid", "shipped")
 FIRST_NAMES = ("Анна", "Ирина", "Ольга", "Сергей", "Дмитрий", "Наталья", "Елена", "Алексей")
 LAST_NAMES = ("Иванова", "Петров", "Смирнова", "Кузнецов", "Попова", "Соколов", "Лебедева")
@@ -90,10 +97,16 @@ async def run_demo(settings: Settings, options: DemoOptions) -> int:
         print("error: --branches must be at least 1 and --orders not negative", file=sys.stderr)
         return 2
     configure_logging(level="warning", fmt="console" if sys.stderr.isatty() else "json")
-    demo_settings = settings.model_copy(update={
-        "http_port": 0, "poll_interval_s": 3.0, "retry_base_s": 0.2, "retry_max_s": 5.0,
-        "lease_renew_interval_s": 1.0, "exchange_step_s": 1.0,
-    })  # fmt: skip
+    demo_settings = settings.model_copy(
+        update={
+            "http_port": 0,
+            "poll_interval_s": 3.0,
+            "retry_base_s": 0.2,
+            "retry_max_s": 5.0,
+            "lease_renew_interval_s": 1.0,
+            "exchange_step_s": 1.0,
+        }
+    )
     run = DemoRun(options)
     with tempfile.TemporaryDirectory(prefix="hub-demo-") as scratch:
         files = _catalog_files(options.commerceml_dir, Path(scratch))
@@ -109,8 +122,11 @@ async def run_demo(settings: Settings, options: DemoOptions) -> int:
     _print_summary(run, summary)
     if options.summary_json:
         options.summary_json.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
-    ok = (summary["orders_delivered"] == summary["orders_placed"]
-          and summary["orders_duplicated"] == 0 and not summary["errors"])  # fmt: skip
+    ok = (
+        summary["orders_delivered"] == summary["orders_placed"]
+        and summary["orders_duplicated"] == 0
+        and not summary["errors"]
+    )
     return 0 if ok else 1
 
 
@@ -134,8 +150,16 @@ def _catalog_files(directory: Path | None, scratch: Path) -> list[Path]:
 
 def _exchange_order(path: Path) -> tuple[str, int, str]:
     name = path.name.lower()
-    rank = next((i for i, p in enumerate(("import", "group", "products", "offers", "prices",
-                                           "rests", "remainders")) if name.startswith(p)), 9)  # fmt: skip
+    rank = next(
+        (
+            i
+            for i, p in enumerate(
+                ("import", "group", "products", "offers", "prices", "rests", "remainders")
+            )
+            if name.startswith(p)
+        ),
+        9,
+    )
     return str(path.parent), rank, name
 
 
@@ -145,8 +169,14 @@ async def _start_odata_emulators(run: DemoRun, nursery: trio.Nursery) -> None:
         code = f"DEMO-{'CML' if kind == 'commerceml' else 'OD'}-{index + 1:02d}"
         branch = DemoBranch(code, kind, TIME_ZONES[index % len(TIME_ZONES)])
         if kind == "odata":
-            branch.odata = ODataBranchEmulator(branch_code=code, tz=ZoneInfo(branch.time_zone),
-                                               products=40, seed=index)  # fmt: skip
+            branch.odata = ODataBranchEmulator(
+                branch_code=code,
+                tz=ZoneInfo(branch.time_zone),
+                username=ODATA_USER,
+                password=ODATA_PASSWORD,
+                products=40,
+                seed=index,
+            )
             await nursery.start(branch.odata.serve)
         run.branches.append(branch)
 
@@ -155,7 +185,10 @@ async def _drive(ctx: NodeContext, run: DemoRun, files: list[Path]) -> None:
     token = new_token()
     await ctx.db.run(tokens_db.insert_token, f"demo-{ctx.node_id}", hash_token(token), ["admin"])
     for branch in run.branches:
-        await ctx.db.run(branches_db.upsert_branch, _branch_record(branch))
+        # Files from unrelated 1C bases share one branch here, so a full snapshot of one
+        # must not hide the goods of another.
+        record = _branch_record(branch, mixed_sources=run.options.commerceml_dir is not None)
+        await ctx.db.run(branches_db.upsert_branch, record)
     if ctx.leases is not None:
         await ctx.leases.sync()
     base = f"http://127.0.0.1:{ctx.http_port}"
@@ -173,24 +206,39 @@ async def _final_counts(conn: Any, branches: list[str], numbers: list[str]) -> d
     for code in branches:
         for key, value in (await catalog_db.catalog_counts(conn, code)).items():
             counts[key] += value
-    counts["statuses"] = int(await conn.fetchval(
-        """SELECT count(DISTINCT o.id) FROM orders o JOIN order_status_history h
+    counts["statuses"] = int(
+        await conn.fetchval(
+            """SELECT count(DISTINCT o.id) FROM orders o JOIN order_status_history h
                ON h.order_id = o.id AND h.source = '1c'
             WHERE o.number = ANY($1::text[])""",
-        numbers,
-    ))  # fmt: skip
+            numbers,
+        )
+    )
     return counts
 
 
-def _branch_record(branch: DemoBranch) -> Any:
+def _branch_record(branch: DemoBranch, mixed_sources: bool) -> Any:
     if branch.kind == "odata":
         assert branch.odata is not None
-        return new_branch(code=branch.code, name=f"Демо-филиал {branch.code}", kind="odata",
-                          time_zone=branch.time_zone, odata_url=branch.odata.base_url,
-                          odata_username=branch.odata.username, odata_password=branch.odata.password)  # fmt: skip
-    return new_branch(code=branch.code, name=f"Демо-филиал {branch.code}", kind="commerceml",
-                      time_zone=branch.time_zone, exchange_login=branch.code.lower(),
-                      exchange_password=EXCHANGE_PASSWORD, file_limit_bytes=256 * 1024)  # fmt: skip
+        return new_branch(
+            code=branch.code,
+            name=f"Демо-филиал {branch.code}",
+            kind="odata",
+            time_zone=branch.time_zone,
+            odata_url=branch.odata.base_url,
+            odata_username=ODATA_USER,
+            odata_password=ODATA_PASSWORD,
+        )
+    return new_branch(
+        code=branch.code,
+        name=f"Демо-филиал {branch.code}",
+        kind="commerceml",
+        time_zone=branch.time_zone,
+        exchange_login=branch.code.lower(),
+        exchange_password=EXCHANGE_PASSWORD,
+        file_limit_bytes=256 * 1024,
+        deactivate_missing=not mixed_sources,
+    )
 
 
 async def _exchange_catalogs(run: DemoRun, base: str, files: list[Path]) -> None:
@@ -198,9 +246,13 @@ async def _exchange_catalogs(run: DemoRun, base: str, files: list[Path]) -> None
         if branch.kind != "commerceml":
             continue
         http = httpx.AsyncClient(timeout=120)
-        branch.client = CommerceMLEmulator(base_url=f"{base}/1c/exchange", login=branch.code.lower(),
-                                           password=EXCHANGE_PASSWORD, http=http,
-                                           tz=ZoneInfo(branch.time_zone))  # fmt: skip
+        branch.client = CommerceMLEmulator(
+            base_url=f"{base}/1c/exchange",
+            login=branch.code.lower(),
+            password=EXCHANGE_PASSWORD,
+            http=http,
+            tz=ZoneInfo(branch.time_zone),
+        )
         _progress(f"[{branch.code}] catalog exchange: {len(files)} files")
         try:
             branch.files = await branch.client.exchange_catalog(files)
@@ -218,8 +270,8 @@ async def _exchange_catalogs(run: DemoRun, base: str, files: list[Path]) -> None
 
 async def _wait_for_offers(ctx: NodeContext, run: DemoRun, api: httpx.AsyncClient) -> None:
     """Collect priced offers per branch; OData branches fill theirs on the first poll."""
-    deadline = trio.current_time() + 60
     for branch in run.branches:
+        deadline = trio.current_time() + 60
         while not branch.offers and trio.current_time() < deadline:
             branch.offers = await _priced_offers(api, branch.code)
             if not branch.offers:
@@ -232,8 +284,9 @@ async def _priced_offers(api: httpx.AsyncClient, code: str) -> list[str]:
     offers: list[str] = []
     after = 0
     while True:
-        page = (await api.get("/api/v1/products", params={"branch": code, "after": after,
-                                                           "limit": 500})).json()  # fmt: skip
+        page = (
+            await api.get("/api/v1/products", params={"branch": code, "after": after, "limit": 500})
+        ).json()
         for item in page.get("items", []):
             offers += [v["offer_id"] for v in item["variants"] if v["price"] is not None]
         if not page.get("next_after"):
@@ -254,8 +307,11 @@ async def _place_orders(run: DemoRun, api: httpx.AsyncClient) -> None:
         branch = targets[index % len(targets)]
         body = _order_body(branch, rng, index)
         async with limiter:
-            response = await api.post("/api/v1/orders", json=body,
-                                      headers={"Idempotency-Key": f"demo-{time.time_ns()}-{index}"})  # fmt: skip
+            response = await api.post(
+                "/api/v1/orders",
+                json=body,
+                headers={"Idempotency-Key": f"demo-{time.time_ns()}-{index}"},
+            )
         if response.status_code != 201:
             run.errors.append(f"order {index}: HTTP {response.status_code}: {response.text[:200]}")
             return
@@ -274,19 +330,25 @@ async def _place_orders(run: DemoRun, api: httpx.AsyncClient) -> None:
 
 
 def _order_body(branch: DemoBranch, rng: random.Random, index: int) -> dict[str, Any]:
-    lines = [{"offer_id": rng.choice(branch.offers), "quantity": rng.randint(1, 3)}
-             for _ in range(rng.randint(1, 3))]  # fmt: skip
+    lines = [
+        {"offer_id": rng.choice(branch.offers), "quantity": rng.randint(1, 3)}
+        for _ in range(rng.randint(1, 3))
+    ]
     if index % 10 == 0:
         lines.append({"offer_id": lines[0]["offer_id"], "quantity": 1, "gift": True})
     name = f"{rng.choice(LAST_NAMES)} {rng.choice(FIRST_NAMES)}"
     return {
         "branch": branch.code,
-        "customer": {"id": f"D{rng.randint(100000, 999999)}", "name": name,
-                     "phone": "+7 900 000-00-00", "email": "distributor@example.invalid"},
+        "customer": {
+            "id": f"D{rng.randint(100000, 999999)}",
+            "name": name,
+            "phone": "+7 900 000-00-00",
+            "email": "distributor@example.invalid",
+        },
         "lines": lines,
         "delivery_cost": "250.00" if index % 3 == 0 else "0",
         "comment": "Демонстрационный заказ",
-    }  # fmt: skip
+    }
 
 
 async def _wait_for_confirmation(ctx: NodeContext, run: DemoRun, base: str) -> None:
@@ -311,10 +373,14 @@ async def _wait_for_confirmation(ctx: NodeContext, run: DemoRun, base: str) -> N
 
 
 async def _count_confirmed(conn: Any, numbers: list[str]) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM orders WHERE number = ANY($1::text[]) AND status = ANY($2::text[])",
-        numbers, list(CONFIRMED),
-    ))  # fmt: skip
+    return int(
+        await conn.fetchval(
+            """SELECT count(*) FROM orders
+                WHERE number = ANY($1::text[]) AND status = ANY($2::text[])""",
+            numbers,
+            list(CONFIRMED),
+        )
+    )
 
 
 def _summary(run: DemoRun, counts: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +390,9 @@ def _summary(run: DemoRun, counts: dict[str, Any]) -> dict[str, Any]:
     for branch in run.branches:
         placed = set(branch.placed)
         if branch.client is not None:
-            got = placed & set(branch.client.received)
+            # The parser normalises 1C ids to lower case, hub numbers are upper case.
+            received = {site_id.lower() for site_id in branch.client.received}
+            got = {n for n in placed if n.lower() in received}
             dups = branch.client.duplicates
         else:
             assert branch.odata is not None
@@ -333,11 +401,25 @@ def _summary(run: DemoRun, counts: dict[str, Any]) -> dict[str, Any]:
             dups = sum(max(0, creations.get(n, 0) - 1) for n in placed)
         delivered += len(got)
         duplicated += dups
-        per_branch.append({"code": branch.code, "kind": branch.kind, "time_zone": branch.time_zone,
-                           "orders_placed": len(placed), "orders_delivered": len(got),
-                           "orders_duplicated": dups,
-                           "files": [{"file": r.filename, "status": r.status, "message": r.message,
-                                      "seconds": round(r.seconds, 3)} for r in branch.files]})  # fmt: skip
+        per_branch.append(
+            {
+                "code": branch.code,
+                "kind": branch.kind,
+                "time_zone": branch.time_zone,
+                "orders_placed": len(placed),
+                "orders_delivered": len(got),
+                "orders_duplicated": dups,
+                "files": [
+                    {
+                        "file": r.filename,
+                        "status": r.status,
+                        "message": r.message,
+                        "seconds": round(r.seconds, 3),
+                    }
+                    for r in branch.files
+                ],
+            }
+        )
     files_ok = sum(r.status == "success" for b in run.branches for r in b.files)
     return {
         "branches": len(run.branches),
@@ -358,8 +440,10 @@ def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
     print()
     print(f"{'branch':<14}{'kind':<12}{'time zone':<20}{'placed':>8}{'delivered':>11}{'dups':>6}")
     for b in summary["per_branch"]:
-        print(f"{b['code']:<14}{b['kind']:<12}{b['time_zone']:<20}{b['orders_placed']:>8}"
-              f"{b['orders_delivered']:>11}{b['orders_duplicated']:>6}")  # fmt: skip
+        print(
+            f"{b['code']:<14}{b['kind']:<12}{b['time_zone']:<20}{b['orders_placed']:>8}"
+            f"{b['orders_delivered']:>11}{b['orders_duplicated']:>6}"
+        )
     files = [f for b in summary["per_branch"] for f in b["files"]]
     if files:
         print()
@@ -368,8 +452,17 @@ def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
         for f in first["files"]:
             print(f"{f['file'][:58]:<60}{f['status']:<10}{f['seconds']}")
     print()
-    for key in ("branches", "files_imported", "products", "offers", "orders_placed",
-                "orders_delivered", "orders_duplicated", "statuses_received", "seconds"):  # fmt: skip
+    for key in (
+        "branches",
+        "files_imported",
+        "products",
+        "offers",
+        "orders_placed",
+        "orders_delivered",
+        "orders_duplicated",
+        "statuses_received",
+        "seconds",
+    ):
         print(f"{key:<20}{summary[key]}")
     for error in summary["errors"]:
         print(f"error: {error}")

@@ -9,6 +9,7 @@ writes the returned `Reply` as plain text; the CLI uses the same calls for local
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 import shutil
 import time
@@ -25,7 +26,7 @@ from connectors.commerceml import archive, paths, writer
 from connectors.commerceml.model import OrderLine
 from tentorium_hub import metrics
 from tentorium_hub.domain.secrets import hash_token, verify_password
-from tentorium_hub.errors import CommerceMLError, ExchangeError, StorageError
+from tentorium_hub.errors import CommerceMLError, StorageError
 from tentorium_hub.importer import ImportResult, import_file
 from tentorium_hub.logs import get_logger
 from tentorium_hub.settings import Settings
@@ -142,8 +143,8 @@ class ExchangeService:
             )
             if found is not None:
                 session_id, code, version = found
-                branch = await self._db.run(branches_db.get_branch, code)
-                return Session(session_id, branch, exchange_type, version)
+                found_branch = await self._db.run(branches_db.get_branch, code)
+                return Session(session_id, found_branch, exchange_type, version)
         branch = await self._authenticate(authorization)
         if branch is None:
             return None
@@ -215,8 +216,7 @@ class ExchangeService:
     ) -> int | None:
         """Write the body to `target`; None (and nothing kept) when over the size limit."""
         limit = self._settings.exchange_max_upload_bytes
-        await trio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
-        existing = target.stat().st_size if target.exists() else 0
+        existing = await trio.to_thread.run_sync(_prepare_append, target)
         written = 0
         async with await trio.open_file(target, "ab") as handle:
             async for chunk in chunks:
@@ -224,8 +224,12 @@ class ExchangeService:
                 if existing + written > limit:
                     await handle.aclose()
                     await trio.to_thread.run_sync(target.unlink)
-                    log.warning("exchange.upload_too_large", branch=session.branch.code,
-                                file=str(target.name), limit=limit)  # fmt: skip
+                    log.warning(
+                        "exchange.upload_too_large",
+                        branch=session.branch.code,
+                        file=str(target.name),
+                        limit=limit,
+                    )
                     return None
                 await handle.write(chunk)
         return written
@@ -251,7 +255,7 @@ class ExchangeService:
                 "upload it with mode=file before mode=import.",
                 lang,
             )
-        job_id, job = await self._ensure_job(session, relative, target)
+        _, job = await self._ensure_job(session, relative, target)
         with trio.move_on_after(self._settings.exchange_step_s):
             await job.done.wait()
         if job.state == "running":
@@ -269,16 +273,21 @@ class ExchangeService:
             return None
         for path in zips:
             try:
-                await trio.to_thread.run_sync(
-                    lambda p=path: archive.safe_extract_zip(
-                        p, folder,
-                        max_total_bytes=self._settings.exchange_max_upload_bytes,
-                        max_ratio=self._settings.exchange_max_unzip_ratio,
-                    )
-                )  # fmt: skip
+                extract = functools.partial(
+                    archive.safe_extract_zip,
+                    path,
+                    folder,
+                    max_total_bytes=self._settings.exchange_max_upload_bytes,
+                    max_ratio=self._settings.exchange_max_unzip_ratio,
+                )
+                await trio.to_thread.run_sync(extract)
             except CommerceMLError as exc:
-                log.warning("exchange.unzip_failed", branch=session.branch.code,
-                            file=path.name, error=str(exc))  # fmt: skip
+                log.warning(
+                    "exchange.unzip_failed",
+                    branch=session.branch.code,
+                    file=path.name,
+                    error=str(exc),
+                )
                 await trio.to_thread.run_sync(path.unlink)
                 return failure(exc.message_ru, str(exc), lang)
             await trio.to_thread.run_sync(path.unlink)
@@ -288,11 +297,15 @@ class ExchangeService:
     async def _ensure_job(
         self, session: Session, relative: PurePosixPath, target: Path
     ) -> tuple[int, _Job]:
-        size = target.stat().st_size
+        size = await trio.to_thread.run_sync(lambda: target.stat().st_size)
         job_id, created = await self._db.run(
-            exchange_db.start_import_job, session.branch.code, session.id, str(relative),
-            self._node_id, size,
-        )  # fmt: skip
+            exchange_db.start_import_job,
+            session.branch.code,
+            session.id,
+            str(relative),
+            self._node_id,
+            size,
+        )
         job = self._jobs.get(job_id)
         if job is not None:
             return job_id, job
@@ -318,34 +331,69 @@ class ExchangeService:
             try:
                 # A job restarted after a crash may have staged rows from its first run.
                 await self._db.run(catalog_db.clear_stage, job_id)
-                result = await import_file(self._db, branch=branch, path=target, job_id=job_id,
-                                           tz=session.tz)  # fmt: skip
+                result = await import_file(
+                    self._db, branch=branch, path=target, job_id=job_id, tz=session.tz
+                )
             except CommerceMLError as exc:
-                await self._finish(session, relative, job_id, job, "failure", exc.message_ru,
-                                   {}, started, error=str(exc))  # fmt: skip
+                await self._finish(
+                    session,
+                    relative,
+                    job_id,
+                    job,
+                    "failure",
+                    exc.message_ru,
+                    {},
+                    started,
+                    error=str(exc),
+                )
                 return
             except (StorageError, OSError) as exc:
-                await self._finish(session, relative, job_id, job, "failure",
+                await self._finish(
+                    session,
+                    relative,
+                    job_id,
+                    job,
+                    "failure",
                     f"Внутренняя ошибка сервера при загрузке {relative}: повторите обмен позже.",
-                    {}, started, error=str(exc))  # fmt: skip
+                    {},
+                    started,
+                    error=str(exc),
+                )
                 return
         await self._keep_pictures(session)
-        await self._finish(session, relative, job_id, job, "success", result.summary_ru(),
-                           _counts(result), started)  # fmt: skip
+        await self._finish(
+            session, relative, job_id, job, "success", result.summary_ru(), _counts(result), started
+        )
 
     async def _finish(
-        self, session: Session, relative: PurePosixPath, job_id: int, job: _Job, state: str,
-        message: str, counts: dict[str, int], started: float, *, error: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        session: Session,
+        relative: PurePosixPath,
+        job_id: int,
+        job: _Job,
+        state: str,
+        message: str,
+        counts: dict[str, int],
+        started: float,
+        *,
+        error: str | None = None,
+    ) -> None:
         seconds = time.monotonic() - started
         branch = session.branch.code
         with trio.CancelScope(shield=True):
             await self._db.run(exchange_db.finish_import_job, job_id, state, message, counts)
             await self._db.run(
-                exchange_db.log_exchange, branch, direction="in", step="import", result=state,
-                filename=str(relative), size_bytes=_size(self.session_dir(session) / relative),
-                duration_s=seconds, error=error, counts=counts,
-            )  # fmt: skip
+                exchange_db.log_exchange,
+                branch,
+                direction="in",
+                step="import",
+                result=state,
+                filename=str(relative),
+                size_bytes=_size(self.session_dir(session) / relative),
+                duration_s=seconds,
+                error=error,
+                counts=counts,
+            )
             if state == "success":
                 when = await self._db.run(branches_db.record_success, branch)
                 metrics.record_branch_success(branch, when.timestamp())
@@ -354,8 +402,14 @@ class ExchangeService:
                 metrics.record_branch_failure(branch, failures)
         metrics.record_exchange("commerceml", "import", state, seconds)
         event = "exchange.import_done" if state == "success" else "exchange.import_failed"
-        log.info(event, branch=branch, file=str(relative), seconds=round(seconds, 3),
-                 counts=counts, error=error)  # fmt: skip
+        log.info(
+            event,
+            branch=branch,
+            file=str(relative),
+            seconds=round(seconds, 3),
+            counts=counts,
+            error=error,
+        )
         job.state, job.message = state, message
         job.done.set()
 
@@ -394,14 +448,22 @@ class ExchangeService:
             outbox_db.offer_for_session, branch.code, session.id, self._settings.delivery_batch_size
         )
         body = writer.render_orders(
-            [to_writer_order(e) for e in exports], tz=session.tz, schema_version="2.05",
+            [to_writer_order(e) for e in exports],
+            tz=session.tz,
+            schema_version="2.05",
             encoding="utf-8",
-        )  # fmt: skip
+        )
         seconds = time.monotonic() - started
         await self._db.run(
-            exchange_db.log_exchange, branch.code, direction="out", step="query", result="success",
-            size_bytes=len(body), duration_s=seconds, counts={"orders": len(exports)},
-        )  # fmt: skip
+            exchange_db.log_exchange,
+            branch.code,
+            direction="out",
+            step="query",
+            result="success",
+            size_bytes=len(body),
+            duration_s=seconds,
+            counts={"orders": len(exports)},
+        )
         metrics.record_exchange("commerceml", "query", "success", seconds)
         log.info("exchange.query", branch=branch.code, orders=len(exports))
         return Reply("xml", body=body, content_type="application/xml; charset=utf-8")
@@ -414,9 +476,13 @@ class ExchangeService:
         when = await self._db.run(branches_db.record_success, session.branch.code)
         metrics.record_branch_success(session.branch.code, when.timestamp())
         await self._db.run(
-            exchange_db.log_exchange, session.branch.code, direction="out", step="success",
-            result="success", counts={"orders": count},
-        )  # fmt: skip
+            exchange_db.log_exchange,
+            session.branch.code,
+            direction="out",
+            step="success",
+            result="success",
+            counts={"orders": count},
+        )
         log.info("exchange.success", branch=session.branch.code, orders=count)
         return Reply("success", (f"Подтверждено заказов: {count}",))
 
@@ -430,7 +496,7 @@ def to_writer_order(export: ExportOrder) -> writer.ExportOrder:
             quantity=ln.quantity,
             price=ln.price,
             amount=ln.amount,
-        )  # fmt: skip
+        )
         for ln in export.lines
     )
     return writer.ExportOrder(
@@ -468,6 +534,12 @@ def _answer_version(requested: str) -> str:
     # The hub reads every version from 2.03 to 3.1; echoing the request keeps 1C's
     # newer modules on the flow they asked for.
     return requested
+
+
+def _prepare_append(target: Path) -> int:
+    """Create the target's folder; return how many bytes earlier chunks already wrote."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.stat().st_size if target.exists() else 0
 
 
 def _reset_dir(folder: Path) -> None:

@@ -68,41 +68,69 @@ def _encode(value: object) -> object:
 def stage_rows_for(item: model.CatalogItem) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Turn one parsed item into (kind, external id, payload) rows for the staging table."""
     if isinstance(item, model.Group):
-        yield "group", item.external_id, {"name": item.name, "parent_id": item.parent_id,
-                                          "deleted": item.deleted}  # fmt: skip
+        yield (
+            "group",
+            item.external_id,
+            {"name": item.name, "parent_id": item.parent_id, "deleted": item.deleted},
+        )
     elif isinstance(item, model.PriceType):
         yield "price_type", item.external_id, {"name": item.name, "currency": item.currency}
     elif isinstance(item, model.Warehouse):
         yield "warehouse", item.external_id, {"name": item.name}
     elif isinstance(item, model.Product):
-        yield "product", item.external_id, {
-            "sku": item.sku, "name": item.name,
-            "group_id": item.group_ids[0] if item.group_ids else None,
-            "unit": item.unit, "description": item.description, "barcode": item.barcode,
-            "deleted": item.deleted, "properties": item.properties,
-            "pictures": list(item.pictures),
-        }  # fmt: skip
+        yield (
+            "product",
+            item.external_id,
+            {
+                "sku": item.sku,
+                "name": item.name,
+                "group_id": item.group_ids[0] if item.group_ids else None,
+                "unit": item.unit,
+                "description": item.description,
+                "barcode": item.barcode,
+                "deleted": item.deleted,
+                "properties": item.properties,
+                "pictures": list(item.pictures),
+            },
+        )
     elif isinstance(item, model.Offer):
         yield from _offer_rows(item)
 
 
 def _offer_rows(offer: model.Offer) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    yield "offer", offer.external_id, {
-        "product_id": offer.product_id, "characteristic_id": offer.characteristic_id,
-        "name": offer.name, "characteristics": offer.characteristics,
-        "stock_total": offer.stock_total, "deleted": offer.deleted,
-    }  # fmt: skip
+    yield (
+        "offer",
+        offer.external_id,
+        {
+            "product_id": offer.product_id,
+            "characteristic_id": offer.characteristic_id,
+            "name": offer.name,
+            "characteristics": offer.characteristics,
+            "stock_total": offer.stock_total,
+            "deleted": offer.deleted,
+        },
+    )
     for price in offer.prices or ():
-        yield "price", offer.external_id, {
-            "price_type_id": price.price_type_id, "amount": price.amount,
-            "currency": price.currency,
-        }  # fmt: skip
+        yield (
+            "price",
+            offer.external_id,
+            {
+                "price_type_id": price.price_type_id,
+                "amount": price.amount,
+                "currency": price.currency,
+            },
+        )
     if offer.stock is not None:
         yield "stock_reset", offer.external_id, {}
         for level in offer.stock:
-            yield "stock", offer.external_id, {
-                "warehouse_id": level.warehouse_id, "quantity": level.quantity,
-            }  # fmt: skip
+            yield (
+                "stock",
+                offer.external_id,
+                {
+                    "warehouse_id": level.warehouse_id,
+                    "quantity": level.quantity,
+                },
+            )
 
 
 class _Batcher:
@@ -169,8 +197,9 @@ async def import_items(
     result.statuses_applied = applied
     result.orders_unknown = unknown
     for error in result.offer_errors:
-        log.warning("import.offer_rejected", branch=branch, offer=error.external_id,
-                    error=error.message)  # fmt: skip
+        log.warning(
+            "import.offer_rejected", branch=branch, offer=error.external_id, error=error.message
+        )
     for item, value in counts.items():
         metrics.IMPORTED_ITEMS.labels(branch, item).inc(value)
     return result
@@ -195,15 +224,24 @@ async def apply_status_documents(
             unknown += 1
             continue
         report = StatusReport(
-            number_1c=doc.number_1c, posted=doc.posted, paid=doc.paid_at is not None,
-            shipped=doc.shipped_at is not None, cancelled=doc.cancelled, deleted=doc.deleted,
+            number_1c=doc.number_1c,
+            posted=doc.posted,
+            paid=doc.paid_at is not None,
+            shipped=doc.shipped_at is not None,
+            cancelled=doc.cancelled,
+            deleted=doc.deleted,
             status_text=doc.status_text,
-        )  # fmt: skip
+        )
         status = status_from_report(report)
         changed = await orders_db.apply_status(
-            conn, order_id, status, source="1c", raw=asdict(report),
-            number_1c=doc.number_1c, status_1c=doc.status_text,
-        )  # fmt: skip
+            conn,
+            order_id,
+            status,
+            source="1c",
+            raw=asdict(report),
+            number_1c=doc.number_1c,
+            status_1c=doc.status_text,
+        )
         if changed is not None:
             metrics.record_order_transition(changed.value, "1c")
         applied += 1

@@ -35,4 +35,6 @@ def configure_logging(*, level: str = "info", fmt: str = "auto") -> None:
 
 
 def get_logger(name: str, **context: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name).bind(**context)  # type: ignore[no-any-return]
+    """A lazy logger: it reads the configuration at each call, so module-level loggers
+    created before `configure_logging` still follow it."""
+    return structlog.get_logger(logger_name=name, **context)

@@ -27,7 +27,13 @@ from tentorium_hub.exchange import ExchangeService
 from tentorium_hub.logs import get_logger
 from tentorium_hub.runtime import ChildSpec, Registry, Restart, Supervisor
 from tentorium_hub.settings import Settings
-from tentorium_hub.storage import Database, apply_migrations, open_database, redact_url, start_embedded
+from tentorium_hub.storage import (
+    Database,
+    apply_migrations,
+    open_database,
+    redact_url,
+    start_embedded,
+)
 from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import catalog as catalog_db
 from tentorium_hub.storage import exchange as exchange_db
@@ -86,7 +92,7 @@ def load_http_front() -> HttpFront:
         loaded: HttpFront = next(iter(found)).load()
         return loaded
     module, _, name = spec.partition(":")
-    return getattr(import_module(module), name)  # type: ignore[no-any-return]
+    return getattr(import_module(module), name)
 
 
 def build_tree(ctx: NodeContext) -> Supervisor:
@@ -94,9 +100,14 @@ def build_tree(ctx: NodeContext) -> Supervisor:
     db, settings, registry = ctx.db, ctx.settings, ctx.registry
 
     def branches_factory() -> Supervisor:
-        ctx.branches = Supervisor("branches", registry, max_restarts=50, within_s=60.0,
-                                  backoff_base_s=settings.retry_base_s,
-                                  backoff_max_s=settings.retry_max_s)  # fmt: skip
+        ctx.branches = Supervisor(
+            "branches",
+            registry,
+            max_restarts=50,
+            within_s=60.0,
+            backoff_base_s=settings.retry_base_s,
+            backoff_max_s=settings.retry_max_s,
+        )
         return ctx.branches
 
     def leases_factory() -> LeaseKeeper:
@@ -174,4 +185,8 @@ async def _release(ctx: NodeContext) -> None:
 
 
 def describe(ctx: NodeContext) -> dict[str, Any]:
-    return {"node": ctx.node_id, "http_port": ctx.http_port, "uptime_s": time.time() - ctx.started_at}
+    return {
+        "node": ctx.node_id,
+        "http_port": ctx.http_port,
+        "uptime_s": time.time() - ctx.started_at,
+    }

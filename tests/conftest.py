@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL (embedded or TEST_DATABASE_URL) with a fresh database per test."""
+"""Shared fixtures: real PostgreSQL (embedded or TEST_DATABASE_URL), a fresh database per test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from tentorium_hub.storage import Database, apply_migrations, open_database, start_embedded
+from tentorium_hub.storage import (
+    Database,
+    apply_migrations,
+    open_database,
+    start_embedded,
+    stop_embedded,
+)
 from tentorium_hub.storage.admin import create_database, drop_database, with_database
 
 TEMPLATE = "hub_test_template"
@@ -21,8 +27,10 @@ SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the server's maintenance database, with a migrated template database on it."""
     url = os.environ.get("TEST_DATABASE_URL")
+    embedded_dir = None
     if not url:
-        url = start_embedded(tmp_path_factory.mktemp("embedded-pg"))
+        embedded_dir = tmp_path_factory.mktemp("embedded-pg")
+        url = start_embedded(embedded_dir)
 
     async def build_template() -> None:
         async with open_database(url, max_size=1) as admin:
@@ -33,6 +41,8 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     trio.run(build_template)
     yield url
+    if embedded_dir is not None:
+        stop_embedded(embedded_dir)
 
 
 @pytest.fixture

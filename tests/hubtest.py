@@ -18,12 +18,23 @@ PASSWORD = "exchange-secret-1"
 
 
 async def add_commerceml_branch(
-    ctx: NodeContext, code: str = "MSK01", *, zip_enabled: bool = False, file_limit: int = 4096,
+    ctx: NodeContext,
+    code: str = "MSK01",
+    *,
+    zip_enabled: bool = False,
+    file_limit: int = 4096,
     time_zone: str = "Europe/Moscow",
-) -> str:  # fmt: skip
-    branch = new_branch(code=code, name=f"Филиал {code}", kind="commerceml", time_zone=time_zone,
-                        exchange_login=code.lower(), exchange_password=PASSWORD,
-                        zip_enabled=zip_enabled, file_limit_bytes=file_limit)  # fmt: skip
+) -> str:
+    branch = new_branch(
+        code=code,
+        name=f"Филиал {code}",
+        kind="commerceml",
+        time_zone=time_zone,
+        exchange_login=code.lower(),
+        exchange_password=PASSWORD,
+        zip_enabled=zip_enabled,
+        file_limit_bytes=file_limit,
+    )
     await ctx.db.transaction(branches_db.insert_branch, branch)
     return code.lower()
 
@@ -77,6 +88,7 @@ class RawExchange:
 
 
 async def wait_until(predicate: Any, *, timeout_s: float = 30.0, interval_s: float = 0.1) -> None:
+    """Poll `predicate` until true; the state lives in PostgreSQL, so there is no event."""
     with trio.fail_after(timeout_s):
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110
             await trio.sleep(interval_s)

@@ -7,8 +7,8 @@ import zipfile
 from decimal import Decimal
 
 import httpx
-
 from hubtest import FIXTURES, RawExchange, add_commerceml_branch, basic
+
 from tentorium_hub.node import NodeContext
 
 IMPORT = (FIXTURES / "exchange" / "import.xml").read_bytes()
@@ -16,9 +16,11 @@ OFFERS = (FIXTURES / "exchange" / "offers.xml").read_bytes()
 
 
 async def _product_count(ctx: NodeContext, branch: str = "MSK01") -> int:
-    return int(await ctx.db.run(
-        lambda c: c.fetchval("SELECT count(*) FROM products WHERE branch_code = $1", branch)
-    ))  # fmt: skip
+    return int(
+        await ctx.db.run(
+            lambda c: c.fetchval("SELECT count(*) FROM products WHERE branch_code = $1", branch)
+        )
+    )
 
 
 async def test_checkauth_twice_both_succeed(node: NodeContext) -> None:
@@ -51,8 +53,10 @@ async def test_checkauth_wrong_password_fails_in_russian(node: NodeContext) -> N
 async def test_request_without_session_fails(node: NodeContext) -> None:
     await add_commerceml_branch(node)
     async with httpx.AsyncClient() as http:
-        response = await http.get(f"http://127.0.0.1:{node.http_port}/1c/exchange",
-                                  params={"type": "catalog", "mode": "init"})  # fmt: skip
+        response = await http.get(
+            f"http://127.0.0.1:{node.http_port}/1c/exchange",
+            params={"type": "catalog", "mode": "init"},
+        )
     assert response.text.splitlines()[0] == "failure"
 
 
@@ -77,10 +81,14 @@ async def test_catalog_import_in_chunks(node: NodeContext) -> None:
     assert result[0] == "success", result
     assert offers_result[0] == "success", offers_result
     assert await _product_count(node) == 2
-    prices = await node.db.run(lambda c: c.fetch(
-        "SELECT offer_id, price_type_id, amount FROM prices WHERE branch_code = 'MSK01' ORDER BY amount"
-    ))  # fmt: skip
-    assert [p["amount"] for p in prices] == [Decimal("349.90"), Decimal("512.00"), Decimal("1249.50")]
+    prices = await node.db.run(
+        lambda c: c.fetch("SELECT amount FROM prices WHERE branch_code = 'MSK01' ORDER BY amount")
+    )
+    assert [p["amount"] for p in prices] == [
+        Decimal("349.90"),
+        Decimal("512.00"),
+        Decimal("1249.50"),
+    ]
 
 
 async def test_windows_path_is_normalised(node: NodeContext) -> None:
@@ -111,7 +119,7 @@ async def test_malformed_xml_keeps_previous_catalog(node: NodeContext) -> None:
     await client.upload("import.xml", IMPORT, 1 << 20)
     assert (await client.import_until_done("import.xml"))[0] == "success"
     await client.login_and_init()
-    broken = IMPORT.replace("TM-002".encode(), b"TM-002</Unclosed>")[: len(IMPORT) - 40]
+    broken = IMPORT.replace(b"TM-002", b"TM-002</Unclosed>")[: len(IMPORT) - 40]
     await client.upload("import.xml", broken, 1 << 20)
     result = await client.import_until_done("import.xml")
     await client.aclose()
@@ -126,9 +134,11 @@ async def test_external_entity_is_rejected(node: NodeContext, tmp_path) -> None:
     login = await add_commerceml_branch(node)
     client = RawExchange(node, login)
     await client.login_and_init()
-    evil = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
-            "<КоммерческаяИнформация ВерсияСхемы=\"2.04\"><Каталог><Товары><Товар><Ид>1</Ид>"
-            "<Наименование>&x;</Наименование></Товар></Товары></Каталог></КоммерческаяИнформация>")  # fmt: skip
+    evil = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<КоммерческаяИнформация ВерсияСхемы="2.04"><Каталог><Товары><Товар><Ид>1</Ид>'
+        "<Наименование>&x;</Наименование></Товар></Товары></Каталог></КоммерческаяИнформация>"
+    )
     await client.upload("import.xml", evil.encode(), 1 << 20)
     result = await client.import_until_done("import.xml")
     await client.aclose()

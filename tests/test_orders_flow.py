@@ -7,11 +7,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from hubtest import FIXTURES, RawExchange, add_commerceml_branch
 from lxml import etree
 
 from connectors.commerceml.model import OrderDocument
 from connectors.commerceml.writer import render_status_updates
-from hubtest import FIXTURES, RawExchange, add_commerceml_branch
 from tentorium_hub.node import NodeContext
 
 IMPORT = (FIXTURES / "exchange" / "import.xml").read_bytes()
@@ -66,7 +66,9 @@ async def test_order_total_and_outbox(node: NodeContext, api: httpx.AsyncClient)
     assert await _count(node, "outbox") == 1
 
 
-async def test_same_key_same_body_returns_same_order(node: NodeContext, api: httpx.AsyncClient) -> None:
+async def test_same_key_same_body_returns_same_order(
+    node: NodeContext, api: httpx.AsyncClient
+) -> None:
     await _branch_with_catalog(node)
     first = await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "k-2"})
     second = await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "k-2"})
@@ -79,8 +81,9 @@ async def test_same_key_same_body_returns_same_order(node: NodeContext, api: htt
 async def test_same_key_other_body_is_409(node: NodeContext, api: httpx.AsyncClient) -> None:
     await _branch_with_catalog(node)
     await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "k-3"})
-    other = await api.post("/api/v1/orders", json=_order(comment="другой"),
-                           headers={"Idempotency-Key": "k-3"})  # fmt: skip
+    other = await api.post(
+        "/api/v1/orders", json=_order(comment="другой"), headers={"Idempotency-Key": "k-3"}
+    )
     assert other.status_code == 409
     assert "Idempotency-Key" in other.json()["detail"]
     assert await _count(node, "orders") == 1
@@ -93,8 +96,11 @@ async def test_missing_idempotency_key_is_400(node: NodeContext, api: httpx.Asyn
 
 
 async def test_invalid_json_is_400(node: NodeContext, api: httpx.AsyncClient) -> None:
-    response = await api.post("/api/v1/orders", content=b"{not json",
-                              headers={"Idempotency-Key": "k-4", "Content-Type": "application/json"})  # fmt: skip
+    response = await api.post(
+        "/api/v1/orders",
+        content=b"{not json",
+        headers={"Idempotency-Key": "k-4", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
 
@@ -109,7 +115,9 @@ async def test_negative_quantity_names_field(node: NodeContext, api: httpx.Async
 
 async def test_unknown_offer_records_nothing(node: NodeContext, api: httpx.AsyncClient) -> None:
     await _branch_with_catalog(node)
-    body = _order(lines=[{"offer_id": CREAM, "quantity": 1}, {"offer_id": "no-such", "quantity": 1}])
+    body = _order(
+        lines=[{"offer_id": CREAM, "quantity": 1}, {"offer_id": "no-such", "quantity": 1}]
+    )
     response = await api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "k-6"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "lines[1].offer_id"
@@ -132,7 +140,9 @@ async def _query_numbers(client: RawExchange) -> list[str]:
 
 async def test_query_repeats_until_success(node: NodeContext, api: httpx.AsyncClient) -> None:
     await _branch_with_catalog(node)
-    placed = (await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "q-1"})).json()
+    placed = (
+        await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "q-1"})
+    ).json()
     broken = RawExchange(node, "msk01", "sale")
     await broken.login_and_init()
     first = await _query_numbers(broken)
@@ -152,14 +162,24 @@ async def test_query_repeats_until_success(node: NodeContext, api: httpx.AsyncCl
 
 async def test_status_upload_confirms_order(node: NodeContext, api: httpx.AsyncClient) -> None:
     await _branch_with_catalog(node)
-    placed = (await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "s-1"})).json()
+    placed = (
+        await api.post("/api/v1/orders", json=_order(), headers={"Idempotency-Key": "s-1"})
+    ).json()
     client = RawExchange(node, "msk01", "sale")
     await client.login_and_init()
     await client.call("query")
     await client.call("success")
-    update = OrderDocument(site_id=placed["number"], number=placed["number"], date=None,
-                           currency="RUB", total=None, number_1c="ЦБ-000042",
-                           date_1c=datetime.now(UTC), posted=True, status_text="Открыт")  # fmt: skip
+    update = OrderDocument(
+        site_id=placed["number"],
+        number=placed["number"],
+        date=None,
+        currency="RUB",
+        total=None,
+        number_1c="ЦБ-000042",
+        date_1c=datetime.now(UTC),
+        posted=True,
+        status_text="Открыт",
+    )
     document = render_status_updates([update], tz=ZoneInfo("Europe/Moscow"))
     reply = (await client.call("file", filename="orders-1.xml", body=document)).text
     await client.aclose()

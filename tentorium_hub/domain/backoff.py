@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import random
 
+_RNG = random.Random()
 
-def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+
+def backoff_s(
+    attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
     """Delay before retry number `attempt` (1-based): "equal jitter" in [d/2, d].
 
     d = base * 2**(attempt-1), capped at max_s. Half the delay is fixed so retries never
     bunch up at zero; the random half spreads many branches that failed together.
     """
-    rng = rng or random
+    source = rng or _RNG
     exponent = min(max(attempt - 1, 0), 32)
     delay = min(max_s, base_s * (2**exponent))
-    return delay / 2 + rng.uniform(0, delay / 2)
+    return delay / 2 + source.uniform(0, delay / 2)
 
 
 def spread_offset_s(key: str, interval_s: float) -> float:

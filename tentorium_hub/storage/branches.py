@@ -26,20 +26,21 @@ class Branch:
     file_limit_bytes: int
     price_type: str | None
     old_price_type: str | None
+    deactivate_missing: bool
     odata_url: str | None
     odata_username: str | None
     odata_password: str | None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Branch:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
-_COLUMNS = ", ".join(Branch.__slots__)  # type: ignore[attr-defined]
+_COLUMNS = ", ".join(Branch.__slots__)
 
 
 async def insert_branch(conn: asyncpg.Connection, branch: Branch) -> None:
-    values = [getattr(branch, name) for name in Branch.__slots__]  # type: ignore[attr-defined]
+    values = [getattr(branch, name) for name in Branch.__slots__]
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     await conn.execute(f"INSERT INTO branches ({_COLUMNS}) VALUES ({placeholders})", *values)
     await conn.execute("INSERT INTO branch_health (branch_code) VALUES ($1)", branch.code)
@@ -47,7 +48,7 @@ async def insert_branch(conn: asyncpg.Connection, branch: Branch) -> None:
 
 async def upsert_branch(conn: asyncpg.Connection, branch: Branch) -> None:
     """Insert a branch or overwrite its settings (used by the demo on every run)."""
-    names = list(Branch.__slots__)  # type: ignore[attr-defined]
+    names = list(Branch.__slots__)
     values = [getattr(branch, name) for name in names]
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "code")

@@ -45,15 +45,32 @@ async def merge_import(
 ) -> dict[str, int]:
     """Merge the staged rows of `job_id` into the live catalog; call inside a transaction."""
     counts: dict[str, int] = {}
-    counts["groups"] = await _merge_simple(conn, branch, job_id, "group", "product_groups",
+    counts["groups"] = await _merge_simple(
+        conn,
+        branch,
+        job_id,
+        "group",
+        "product_groups",
         "name, parent_id, deleted",
-        "s.payload->>'name', s.payload->>'parent_id', (s.payload->>'deleted')::boolean")  # fmt: skip
-    counts["price_types"] = await _merge_simple(conn, branch, job_id, "price_type", "price_types",
-        "name, currency", "s.payload->>'name', s.payload->>'currency'")  # fmt: skip
-    counts["warehouses"] = await _merge_simple(conn, branch, job_id, "warehouse", "warehouses",
-        "name", "s.payload->>'name'")  # fmt: skip
+        "s.payload->>'name', s.payload->>'parent_id', (s.payload->>'deleted')::boolean",
+    )
+    counts["price_types"] = await _merge_simple(
+        conn,
+        branch,
+        job_id,
+        "price_type",
+        "price_types",
+        "name, currency",
+        "s.payload->>'name', s.payload->>'currency'",
+    )
+    counts["warehouses"] = await _merge_simple(
+        conn, branch, job_id, "warehouse", "warehouses", "name", "s.payload->>'name'"
+    )
     counts["products"] = await _merge_products(conn, branch, job_id)
-    if counts["products"] and not only_changes:
+    deactivate = await conn.fetchval(
+        "SELECT deactivate_missing FROM branches WHERE code = $1", branch
+    )
+    if counts["products"] and not only_changes and deactivate:
         counts["deactivated"] = await _deactivate_missing(conn, branch, job_id)
     counts["offers"] = await _merge_offers(conn, branch, job_id)
     counts["prices"] = await _merge_prices(conn, branch, job_id)
@@ -67,9 +84,14 @@ def _rowcount(status: str) -> int:
 
 
 async def _merge_simple(
-    conn: asyncpg.Connection, branch: str, job_id: int, kind: str, table: str,
-    columns: str, values: str,
-) -> int:  # fmt: skip
+    conn: asyncpg.Connection,
+    branch: str,
+    job_id: int,
+    kind: str,
+    table: str,
+    columns: str,
+    values: str,
+) -> int:
     updates = ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in columns.split(","))
     status = await conn.execute(
         f"""INSERT INTO {table} (branch_code, external_id, {columns})
@@ -195,7 +217,7 @@ async def resolve_price_type(
             configured.strip(),
         )
         return value or configured.strip().lower()
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         """SELECT pt FROM (
                SELECT DISTINCT p.price_type_id AS pt, t.name
                  FROM prices p LEFT JOIN price_types t
@@ -214,7 +236,7 @@ async def resolve_old_price_type(
     """The Ид of the strikethrough price type: configured, or one named like "Старая цена"."""
     if configured:
         return await resolve_price_type(conn, branch, configured)
-    return await conn.fetchval(  # type: ignore[no-any-return]
+    return await conn.fetchval(
         """SELECT external_id FROM price_types
             WHERE branch_code = $1 AND name ILIKE '%стар%' ORDER BY external_id LIMIT 1""",
         branch,
@@ -236,7 +258,8 @@ async def list_products(
         """SELECT p.id, p.external_id, p.sku, p.name, p.group_id, g.name AS group_name, p.unit,
                   p.pictures
              FROM products p
-             LEFT JOIN product_groups g ON g.branch_code = p.branch_code AND g.external_id = p.group_id
+             LEFT JOIN product_groups g
+                    ON g.branch_code = p.branch_code AND g.external_id = p.group_id
             WHERE p.branch_code = $1 AND NOT p.deleted AND p.id > $2
             ORDER BY p.id LIMIT $3""",
         branch,
@@ -253,7 +276,8 @@ async def list_products(
              FROM offers o
              LEFT JOIN prices pr ON pr.branch_code = o.branch_code AND pr.offer_id = o.external_id
                                AND pr.price_type_id = $3
-             LEFT JOIN prices old ON old.branch_code = o.branch_code AND old.offer_id = o.external_id
+             LEFT JOIN prices old
+                    ON old.branch_code = o.branch_code AND old.offer_id = o.external_id
                                 AND old.price_type_id = $4
             WHERE o.branch_code = $1 AND o.product_id = ANY($2::text[]) AND NOT o.deleted
             ORDER BY o.product_id, o.external_id""",

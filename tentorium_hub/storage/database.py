@@ -9,7 +9,6 @@ hub's tree. No other module touches asyncio.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -58,7 +57,7 @@ class Database:
             raise ConflictError(f"database conflict: {exc.detail or exc}") from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError(f"database call failed: {exc}") from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise StorageError("database call timed out") from exc
 
     async def close(self) -> None:
@@ -66,7 +65,9 @@ class Database:
 
 
 @asynccontextmanager
-async def open_database(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncIterator[Database]:
+async def open_database(
+    url: str, *, min_size: int = 1, max_size: int = 10
+) -> AsyncIterator[Database]:
     """Open a trio-asyncio loop and an asyncpg pool on it; close both on exit.
 
     Everything that uses the returned Database must run inside this context, because the

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 from tentorium_hub.errors import StorageError
@@ -31,15 +33,29 @@ def start_embedded(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
-def stop_embedded(data_dir: Path) -> None:
-    """Stop the embedded server in `data_dir/pg` if it runs."""
-    import pgserver
+def stop_embedded(data_dir: Path, *, timeout_s: float = 30.0) -> bool:
+    """Stop the embedded server in `data_dir/pg` if it runs; return whether it was running.
 
-    pg_dir = data_dir.resolve() / "pg"
-    if not (pg_dir / "PG_VERSION").exists():
-        return
-    server = pgserver.get_server(pg_dir, cleanup_mode="stop")
-    server.cleanup()
+    Sends SIGINT, PostgreSQL's "fast shutdown" (roll back open transactions, checkpoint,
+    exit), to the postmaster named in postmaster.pid, then waits for it to exit.
+    """
+    pid_file = data_dir.resolve() / "pg" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    raise StorageError(f"embedded PostgreSQL (pid {pid}) did not stop within {timeout_s} s")
 
 
 def _runtime_dir() -> Path:

@@ -108,7 +108,8 @@ async def fail_orphaned_jobs(conn: asyncpg.Connection, node_id: str) -> int:
     status = await conn.execute(
         """UPDATE import_jobs SET state = 'failure', finished_at = now(),
                   message = 'Загрузка прервана перезапуском сервера; повторите обмен'
-            WHERE state = 'running' AND (node_id = $1 OR started_at < now() - interval '6 hours')""",
+            WHERE state = 'running'
+              AND (node_id = $1 OR started_at < now() - interval '6 hours')""",
         node_id,
     )
     return int(status.split()[-1])
@@ -131,12 +132,21 @@ async def log_exchange(
         """INSERT INTO exchange_log (branch_code, direction, step, filename, size_bytes,
                                      duration_s, result, error, counts)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        branch, direction, step, filename, size_bytes, duration_s, result, error,
+        branch,
+        direction,
+        step,
+        filename,
+        size_bytes,
+        duration_s,
+        result,
+        error,
         json.dumps(counts, ensure_ascii=False) if counts is not None else None,
-    )  # fmt: skip
+    )
 
 
-async def recent_exchanges(conn: asyncpg.Connection, branch: str, limit: int) -> list[dict[str, Any]]:
+async def recent_exchanges(
+    conn: asyncpg.Connection, branch: str, limit: int
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT direction, step, filename, size_bytes, duration_s, result, error, counts, at
              FROM exchange_log WHERE branch_code = $1 ORDER BY id DESC LIMIT $2""",

@@ -73,10 +73,19 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
            ON CONFLICT (client_token_id, idempotency_key) DO NOTHING
            RETURNING id""",
-        order_id, number, request.branch_code, request.token_id, request.idempotency_key,
-        request.fingerprint, OrderStatus.ACCEPTED.value, branch["currency"], total,
-        request.delivery_cost, json.dumps(request.customer, ensure_ascii=False), request.comment,
-    )  # fmt: skip
+        order_id,
+        number,
+        request.branch_code,
+        request.token_id,
+        request.idempotency_key,
+        request.fingerprint,
+        OrderStatus.ACCEPTED.value,
+        branch["currency"],
+        total,
+        request.delivery_cost,
+        json.dumps(request.customer, ensure_ascii=False),
+        request.comment,
+    )
     if inserted is None:
         # Another request with the same key committed between our check and insert.
         raced = await _find_by_key(conn, request)
@@ -88,11 +97,20 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
                                     name, quantity, price, amount)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
         [
-            (order_id, n, ln.offer_id, ln.product_id, ln.characteristic_id, ln.name,
-             ln.quantity, ln.price, ln.amount)
+            (
+                order_id,
+                n,
+                ln.offer_id,
+                ln.product_id,
+                ln.characteristic_id,
+                ln.name,
+                ln.quantity,
+                ln.price,
+                ln.amount,
+            )
             for n, ln in enumerate(priced, start=1)
         ],
-    )  # fmt: skip
+    )
     await conn.execute(
         "INSERT INTO order_status_history (order_id, status, source) VALUES ($1, $2, 'api')",
         order_id,
@@ -120,7 +138,7 @@ async def _find_by_key(conn: asyncpg.Connection, request: OrderRequest) -> uuid.
             code="idempotency_key_reused",
             params={"key": request.idempotency_key},
         )
-    return row["id"]  # type: ignore[no-any-return]
+    return row["id"]
 
 
 async def _price_lines(

@@ -58,20 +58,31 @@ async def _load_exports(conn: asyncpg.Connection, rows: list[asyncpg.Record]) ->
     ):
         lines.setdefault(ln["order_id"], []).append(
             ExportLine(
-                ln["offer_id"], ln["product_id"], ln["characteristic_id"], ln["name"],
-                ln["quantity"], ln["price"], ln["amount"],
-            )  # fmt: skip
+                ln["offer_id"],
+                ln["product_id"],
+                ln["characteristic_id"],
+                ln["name"],
+                ln["quantity"],
+                ln["price"],
+                ln["amount"],
+            )
         )
     exports = []
     for r in rows:
         o = orders[r["order_id"]]
         exports.append(
             ExportOrder(
-                outbox_id=r["id"], order_id=o["id"], number=o["number"],
-                created_at=o["created_at"], currency=o["currency"], total=o["total"],
-                delivery_cost=o["delivery_cost"], customer=json.loads(o["customer"]),
-                comment=o["comment"], lines=tuple(lines.get(o["id"], [])),
-            )  # fmt: skip
+                outbox_id=r["id"],
+                order_id=o["id"],
+                number=o["number"],
+                created_at=o["created_at"],
+                currency=o["currency"],
+                total=o["total"],
+                delivery_cost=o["delivery_cost"],
+                customer=json.loads(o["customer"]),
+                comment=o["comment"],
+                lines=tuple(lines.get(o["id"], [])),
+            )
         )
     return exports
 

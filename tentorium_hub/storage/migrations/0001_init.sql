@@ -14,6 +14,8 @@ CREATE TABLE branches (
     file_limit_bytes      integer NOT NULL DEFAULT 4194304 CHECK (file_limit_bytes >= 1024),
     price_type            text,          -- name or Ид of the selling price type; NULL = the first one
     old_price_type        text,          -- name or Ид of the strikethrough price type
+    -- A full catalog snapshot (СодержитТолькоИзменения=false) hides goods it does not list.
+    deactivate_missing    boolean NOT NULL DEFAULT true,
     -- OData: the hub polls and writes the branch's standard.odata.
     odata_url             text,
     odata_username        text,
