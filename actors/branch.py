@@ -86,6 +86,11 @@ class ODataBranchActor(Actor):
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         client = self._client()
         try:
+            released = await self._db.run(
+                outbox_db.release_foreign_claims, self.branch.code, self._node_id
+            )
+            if released:
+                self.log.warning("branch.claims_taken_over", rows=released)
             task_status.started()
             interval = self._settings.poll_interval_s
             next_poll = trio.current_time() + spread_offset_s(self.branch.code, interval)

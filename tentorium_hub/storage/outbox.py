@@ -155,6 +155,22 @@ async def release_claims(conn: asyncpg.Connection, branch: str, node_id: str) ->
     )
 
 
+async def release_foreign_claims(conn: asyncpg.Connection, branch: str, node_id: str) -> int:
+    """Drop claims other nodes hold on `branch`; call only while holding the branch lease.
+
+    A node that died mid-delivery leaves its claims behind; the lease makes this node the
+    only deliverer now, so waiting for those claims to time out would only delay orders.
+    """
+    status = await conn.execute(
+        """UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
+            WHERE branch_code = $1 AND state = 'pending' AND claimed_by IS DISTINCT FROM $2
+              AND claimed_by IS NOT NULL""",
+        branch,
+        node_id,
+    )
+    return int(status.split()[-1])
+
+
 async def mark_failed(conn: asyncpg.Connection, outbox_id: int, error: str) -> None:
     """Give up on a delivery: the order needs an operator, who is notified."""
     row = await conn.fetchrow(
