@@ -71,6 +71,7 @@ class ODataBranchActor(Actor):
         self._failures = 0
         self._retry_at: float | None = None
         self._paused = branch.paused
+        self._next_poll = 0.0
         self._tz = ZoneInfo(branch.time_zone)
 
     def _client(self) -> ODataClient:
@@ -93,14 +94,12 @@ class ODataBranchActor(Actor):
                 self.log.warning("branch.claims_taken_over", rows=released)
             task_status.started()
             interval = self._settings.poll_interval_s
-            next_poll = trio.current_time() + spread_offset_s(self.branch.code, interval)
-            await self._deliver(client)
+            self._next_poll = trio.current_time() + spread_offset_s(self.branch.code, interval)
+            if not self._paused:
+                await self._deliver(client)
             while True:
-                wake_at = next_poll if self._retry_at is None else min(next_poll, self._retry_at)
                 try:
-                    envelope = await self.receive_envelope(
-                        timeout_s=max(0.0, wake_at - trio.current_time())
-                    )
+                    envelope = await self.receive_envelope(timeout_s=self._wait_s())
                 except trio.EndOfChannel:
                     return  # mailbox closed: graceful stop
                 if envelope is not None:
@@ -108,19 +107,30 @@ class ODataBranchActor(Actor):
                 now = trio.current_time()
                 if self._paused or (self._retry_at is not None and now < self._retry_at):
                     continue
-                if now >= next_poll:
-                    next_poll = now + interval
+                if now >= self._next_poll:
+                    self._next_poll = now + interval
                     await self._poll(client)
                 await self._deliver(client)
         finally:
             with trio.CancelScope(shield=True):
                 await client.aclose()
 
+    def _wait_s(self) -> float | None:
+        """How long to wait for mail: forever while paused, until the retry while backing
+        off (the poll waits too, since the branch is down), else until the next poll."""
+        if self._paused:
+            return None
+        wake_at = self._retry_at if self._retry_at is not None else self._next_poll
+        return max(0.0, wake_at - trio.current_time())
+
     async def handle(self, message: object) -> None:
         if isinstance(message, BranchControl):
-            self._paused = message.action == "pause"
-            if message.action == "resync":
+            if message.action in ("pause", "resume"):
+                self._paused = message.action == "pause"
+            elif message.action == "resync":
+                # An operator asks for a full poll now, back-off or not.
                 self._retry_at = None
+                self._next_poll = trio.current_time()
             self.log.info("branch.control", action=message.action)
         elif not isinstance(message, Wake):
             self.log.warning("actor.unknown_message", message_type=type(message).__name__)

@@ -23,6 +23,11 @@ from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import tokens as tokens_db
 
 TOKEN_SCOPES = ("shop", "admin")
+DATA_DIR_HELP = "folder of the embedded database and uploads (default ./var; env HUB_DATA_DIR)"
+
+# Every subcommand also takes --data-dir after its name (`demo --data-dir X`).
+_COMMON = argparse.ArgumentParser(add_help=False)
+_COMMON.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=DATA_DIR_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,26 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Integration hub between branch 1C bases, the shop, the app and the CMS.",
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="folder of the embedded database and uploads (default ./var; env HUB_DATA_DIR)",
-    )
+    parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a hub node (actors, HTTP API, 1C exchange)")
+    run = sub.add_parser(
+        "run", parents=[_COMMON], help="run a hub node (actors, HTTP API, 1C exchange)"
+    )
     run.add_argument("--host", help="HTTP bind address (default 127.0.0.1; env HUB_HTTP_HOST)")
     run.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
 
-    sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("migrate", parents=[_COMMON], help="apply database migrations and exit")
 
     _add_demo_parser(sub)
     _add_branch_parsers(sub)
 
-    tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(
+    tokens = sub.add_parser("tokens", parents=[_COMMON], help="API tokens").add_subparsers(
         dest="action", required=True
     )
-    create = tokens.add_parser("create", help="create a token and print it once")
+    create = tokens.add_parser("create", parents=[_COMMON], help="create a token and print it once")
     create.add_argument("--name", required=True, help="who uses the token, e.g. shop-backend")
     create.add_argument(
         "--scope",
@@ -58,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=TOKEN_SCOPES,
         help="shop (catalog and orders) or admin (everything); repeatable",
     )
-    tokens.add_parser("list", help="list tokens (never their values)")
+    tokens.add_parser("list", parents=[_COMMON], help="list tokens (never their values)")
 
     imp = sub.add_parser(
         "import-commerceml",
+        parents=[_COMMON],
         help="import CommerceML files into a branch, through the same code path as the 1C exchange",
     )
     imp.add_argument("--branch", required=True, help="branch code")
@@ -70,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="run the hub with emulated 1C branches end to end")
+    demo = sub.add_parser(
+        "demo", parents=[_COMMON], help="run the hub with emulated 1C branches end to end"
+    )
     demo.add_argument("--branches", type=int, default=4, help="emulated branches (default 4)")
     demo.add_argument("--orders", type=int, default=100, help="orders to place (default 100)")
     demo.add_argument(
@@ -88,10 +94,10 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
-    branches = sub.add_parser("branches", help="manage branches").add_subparsers(
+    branches = sub.add_parser("branches", parents=[_COMMON], help="manage branches").add_subparsers(
         dest="action", required=True
     )
-    add = branches.add_parser("add", help="add a branch")
+    add = branches.add_parser("add", parents=[_COMMON], help="add a branch")
     add.add_argument("--code", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--kind", required=True, choices=("commerceml", "odata"))
@@ -116,8 +122,10 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--odata-url", help="OData: .../odata/standard.odata/")
     add.add_argument("--odata-user")
     add.add_argument("--odata-password-env", help="OData: read the password from this variable")
-    branches.add_parser("list", help="list branches with their health")
-    remove = branches.add_parser("remove", help="deactivate a branch (orders and history stay)")
+    branches.add_parser("list", parents=[_COMMON], help="list branches with their health")
+    remove = branches.add_parser(
+        "remove", parents=[_COMMON], help="deactivate a branch (orders and history stay)"
+    )
     remove.add_argument("--code", required=True)
 
 

@@ -110,6 +110,14 @@ class ExchangeService:
                 "Invalid exchange login or password; check the exchange node settings in 1C.",
                 lang,
             )
+        if branch.paused:
+            return failure(
+                f"Обмен с филиалом {branch.code} приостановлен администратором хаба. "
+                "Повторите обмен после возобновления.",
+                f"Exchange with branch {branch.code} is paused by a hub administrator; "
+                "retry after it is resumed.",
+                lang,
+            )
         token = secrets.token_urlsafe(24)
         session_id = await self._db.run(
             exchange_db.create_session, branch.code, exchange_type, hash_token(token)
