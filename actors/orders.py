@@ -6,8 +6,10 @@ import trio
 
 from actors.messages import OrderAccepted, StatusChanged, Wake
 from tentorium_hub import metrics
+from tentorium_hub.domain.orders import OrderStatus
 from tentorium_hub.runtime import Actor, MailboxSpec, Overflow, Registry
 from tentorium_hub.storage import Database
+from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import orders as orders_db
 from tentorium_hub.storage import outbox as outbox_db
 
@@ -50,13 +52,33 @@ class OrderActor(Actor):
 
     async def _refresh_gauges(self) -> None:
         counts = await self._db.run(orders_db.order_status_counts)
-        for status, value in counts.items():
-            metrics.ORDERS_BY_STATUS.labels(status).set(value)
+        for status in OrderStatus:
+            metrics.ORDERS_BY_STATUS.labels(status.value).set(counts.get(status.value, 0))
+        await self._refresh_branch_gauges()
         pending = await self._db.run(outbox_db.pending_by_branch)
         for branch, value in pending.items():
             metrics.OUTBOX_PENDING.labels(branch).set(value)
         for branch in set(metrics_branches()) - set(pending):
             metrics.OUTBOX_PENDING.labels(branch).set(0)
+
+    async def _refresh_branch_gauges(self) -> None:
+        """Export every active branch's health from the database, whichever node runs it.
+
+        The database is the record, so a branch that moved to another node, or failed since
+        before this node started, still has current series here.
+        """
+        rows = await self._db.run(branches_db.branch_health)
+        active = set()
+        for row in rows:
+            code = row["code"]
+            active.add(code)
+            if row["last_success_at"] is not None:
+                metrics.BRANCH_LAST_SUCCESS.labels(code).set(row["last_success_at"].timestamp())
+            metrics.BRANCH_FAILURES.labels(code).set(row["consecutive_failures"])
+        for gauge in (metrics.BRANCH_LAST_SUCCESS, metrics.BRANCH_FAILURES):
+            for sample in next(iter(gauge.collect())).samples:
+                if sample.labels["branch"] not in active:
+                    gauge.remove(sample.labels["branch"])
 
 
 def metrics_branches() -> list[str]:

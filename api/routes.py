@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pydantic
@@ -19,9 +21,10 @@ from api.messages import pick_language
 from api.openapi import build_openapi
 from api.problems import problem
 from api.schemas import BranchCreate, OrderCreate
+from connectors.commerceml.paths import sanitize_filename
 from tentorium_hub.branches import new_branch
 from tentorium_hub.domain.orders import request_fingerprint
-from tentorium_hub.errors import ConflictError, MailboxFull
+from tentorium_hub.errors import CommerceMLError, ConflictError, MailboxFull
 from tentorium_hub.logs import get_logger
 from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import catalog as catalog_db
@@ -238,6 +241,34 @@ async def branch_exchanges(code: str) -> Response:
     await hub().db.run(branches_db.get_branch, code)
     rows = await hub().db.run(exchange_db.recent_exchanges, code, 100)
     return json_response({"items": rows})
+
+
+# -- pictures -----------------------------------------------------------------------------
+
+
+@api_blueprint.get("/pictures/<code>/<path:relative>")
+async def picture(code: str, relative: str) -> Response:
+    """Serve a product picture 1C uploaded (import_files/...); public, like a shop CDN."""
+    path = await trio.to_thread.run_sync(_picture_path, hub().settings.pictures_dir, code, relative)
+    if path is None:
+        return problem(404, "not_found", _lang(), params={"path": request.path})
+    data = await trio.Path(path).read_bytes()
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Response(
+        data, content_type=content_type, headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+def _picture_path(root: Path, code: str, relative: str) -> Path | None:
+    try:
+        clean = sanitize_filename(relative)
+    except CommerceMLError:
+        return None
+    base = (root / code).resolve()
+    path = (base / clean).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        return None
+    return path
 
 
 # -- operations -------------------------------------------------------------------------

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 import secrets
 import shutil
 import time
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -216,6 +218,10 @@ class ExchangeService:
             # Classic sale flow: 1C expects the uploaded order changes processed now.
             if not _is_xml_name(relative) and not archive.is_zip(target):
                 return Reply("success")
+            # 1C cuts files above file_limit into several `file` requests and does not say
+            # which one is the last, so import only once the document is whole.
+            if not await trio.to_thread.run_sync(_looks_complete, target):
+                return Reply("success", (f"Получена часть файла: {written} байт",))
             return await self._import_now(session, relative, lang)
         return Reply("success", (f"Получено байт: {written}",))
 
@@ -409,9 +415,9 @@ class ExchangeService:
                 failures = await self._db.run(branches_db.record_failure, branch, error or message)
                 metrics.record_branch_failure(branch, failures)
         metrics.record_exchange("commerceml", "import", state, seconds)
-        event = "exchange.import_done" if state == "success" else "exchange.import_failed"
-        log.info(
-            event,
+        emit = log.info if state == "success" else log.warning
+        emit(
+            "exchange.import_done" if state == "success" else "exchange.import_failed",
             branch=branch,
             file=str(relative),
             seconds=round(seconds, 3),
@@ -548,6 +554,26 @@ def _prepare_append(target: Path) -> int:
     """Create the target's folder; return how many bytes earlier chunks already wrote."""
     target.parent.mkdir(parents=True, exist_ok=True)
     return target.stat().st_size if target.exists() else 0
+
+
+_ROOT_END = re.compile(
+    r"(</(\w+:)?КоммерческаяИнформация>|<(\w+:)?КоммерческаяИнформация[^<>]*/>)\s*$"
+)
+
+
+def _looks_complete(path: Path) -> bool:
+    """Tell whether an uploaded order file is whole: a zip with its central directory, or
+    an XML document that ends with its root element (in UTF-8 or windows-1251)."""
+    if archive.is_zip(path):
+        return zipfile.is_zipfile(path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 512))
+        tail = handle.read()
+    for encoding in ("utf-8", "cp1251"):
+        if _ROOT_END.search(tail.decode(encoding, errors="ignore").rstrip("\x00")):
+            return True
+    return False
 
 
 def _reset_dir(folder: Path) -> None:

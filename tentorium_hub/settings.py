@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(default=300.0, gt=0, le=86_400)
     max_delivery_attempts: int = Field(default=20, ge=1, le=10_000)
 
-    exchange_file_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1 << 31)
     exchange_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024)
     exchange_max_unzip_ratio: int = Field(default=200, ge=1, le=10_000)
     exchange_session_ttl_s: float = Field(default=3600.0, gt=1)

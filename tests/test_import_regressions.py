@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 import httpx
 from lxml import etree
 
-from hubtest import RawExchange, add_commerceml_branch
 from tentorium_hub.branches import new_branch
 from tentorium_hub.importer import import_file
 from tentorium_hub.node import NodeContext
 from tentorium_hub.storage import Database
 from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import catalog as catalog_db
+
+from hubtest import RawExchange, add_commerceml_branch
 
 MSK = ZoneInfo("Europe/Moscow")
 NS = "urn:1C.ru:commerceml_2"

@@ -7,6 +7,7 @@ halfway leaves the live catalog as it was; its staged rows are dropped.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -290,12 +291,13 @@ async def list_products(
     for v in variants:
         by_product.setdefault(v["product_id"], []).append(v)
     return [
-        _product_view(p, by_product.get(p["external_id"], []), row["currency"]) for p in products
+        _product_view(branch, p, by_product.get(p["external_id"], []), row["currency"])
+        for p in products
     ]
 
 
 def _product_view(
-    product: asyncpg.Record, variants: list[asyncpg.Record], currency: str
+    branch: str, product: asyncpg.Record, variants: list[asyncpg.Record], currency: str
 ) -> dict[str, Any]:
     priced = [v for v in variants if v["price"] is not None]
     cheapest = min(priced, key=lambda v: v["price"]) if priced else None
@@ -308,6 +310,7 @@ def _product_view(
         if product["group_id"]
         else None,
         "unit": product["unit"],
+        "pictures": [f"/pictures/{branch}/{path}" for path in json.loads(product["pictures"])],
         "price": cheapest["price"] if cheapest else None,
         "old_price": cheapest["old_price"] if cheapest else None,
         "currency": (cheapest["currency"] if cheapest and cheapest["currency"] else currency),
