@@ -81,6 +81,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Internal server error; retry, and if it persists tell the administrator "
         "the time of the request.",
     },
+    "discount_too_large": {
+        "ru": "Скидка {discount} больше суммы оплачиваемых строк {lines_sum}.",
+        "en": "Discount {discount} exceeds the sum of the paid lines {lines_sum}.",
+    },
     "branch_exists": {
         "ru": "Филиал {branch!r} или логин обмена уже существует.",
         "en": "Branch {branch!r} or its exchange login already exists.",

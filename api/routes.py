@@ -131,6 +131,7 @@ async def create_order() -> Response:
         lines=tuple(orders_db.LineRequest(ln.offer_id, ln.quantity, ln.gift) for ln in order.lines),
         comment=order.comment,
         delivery_cost=order.delivery_cost,
+        discount=order.discount,
         idempotency_key=key,
         fingerprint=request_fingerprint(json.loads(json.dumps(body, default=str))),
         token_id=g.token.id,
@@ -168,6 +169,7 @@ def _order_view(order: dict[str, Any]) -> dict[str, Any]:
         "currency": order["currency"],
         "total": order["total"],
         "delivery_cost": order["delivery_cost"],
+        "discount": order["discount"],
         "customer": order["customer"],
         "comment": order["comment"],
         "number_1c": order["number_1c"],
@@ -175,7 +177,10 @@ def _order_view(order: dict[str, Any]) -> dict[str, Any]:
         "created_at": order["created_at"],
         "updated_at": order["updated_at"],
         "lines": [
-            {k: ln[k] for k in ("line_no", "offer_id", "name", "quantity", "price", "amount")}
+            {
+                k: ln[k]
+                for k in ("line_no", "offer_id", "name", "quantity", "price", "discount", "amount")
+            }
             for ln in order["lines"]
         ],
         "history": order["history"],

@@ -34,6 +34,13 @@ class OrderCreate(BaseModel):
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
     comment: str | None = Field(default=None, max_length=2000)
     delivery_cost: Decimal = Field(default=Decimal("0"), ge=0, max_digits=12, decimal_places=2)
+    discount: Decimal = Field(
+        default=Decimal("0"),
+        ge=0,
+        max_digits=12,
+        decimal_places=2,
+        description="Order discount (e.g. from a promotion); spread over the paid lines",
+    )
 
 
 class BranchCreate(BaseModel):
@@ -55,6 +62,10 @@ class BranchCreate(BaseModel):
     deactivate_missing: bool = Field(
         default=True, description="Hide goods a full catalog snapshot from 1C does not list"
     )
+    export_schema_version: str = Field(
+        default="2.05", description="CommerceML version of the order documents sent to 1C"
+    )
+    export_encoding: Literal["utf-8", "windows-1251"] = "utf-8"
     odata_url: str | None = None
     odata_username: str | None = None
     odata_password: str | None = None

@@ -119,6 +119,17 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not hide goods that a full catalog snapshot leaves out",
     )
+    add.add_argument(
+        "--export-version",
+        default="2.05",
+        help="CommerceML version of the order documents 1C receives (default 2.05)",
+    )
+    add.add_argument(
+        "--export-encoding",
+        default="utf-8",
+        choices=("utf-8", "windows-1251"),
+        help="encoding of the order documents 1C receives (default utf-8)",
+    )
     add.add_argument("--odata-url", help="OData: .../odata/standard.odata/")
     add.add_argument("--odata-user")
     add.add_argument("--odata-password-env", help="OData: read the password from this variable")
@@ -218,6 +229,8 @@ async def _branches(db, args: argparse.Namespace) -> int:
         price_type=args.price_type,
         old_price_type=args.old_price_type,
         deactivate_missing=not args.keep_missing,
+        export_schema_version=args.export_version,
+        export_encoding=args.export_encoding,
         odata_url=args.odata_url,
         odata_username=args.odata_user,
         odata_password=odata_password,

@@ -464,8 +464,8 @@ class ExchangeService:
         body = writer.render_orders(
             [to_writer_order(e) for e in exports],
             tz=session.tz,
-            schema_version="2.05",
-            encoding="utf-8",
+            schema_version=branch.export_schema_version,
+            encoding=branch.export_encoding,
         )
         seconds = time.monotonic() - started
         await self._db.run(
@@ -480,7 +480,8 @@ class ExchangeService:
         )
         metrics.record_exchange("commerceml", "query", "success", seconds)
         log.info("exchange.query", branch=branch.code, orders=len(exports))
-        return Reply("xml", body=body, content_type="application/xml; charset=utf-8")
+        content_type = f"application/xml; charset={branch.export_encoding}"
+        return Reply("xml", body=body, content_type=content_type)
 
     async def success(self, session: Session) -> Reply:
         """1C stored the orders of the last `query`: mark them delivered."""
@@ -510,6 +511,7 @@ def to_writer_order(export: ExportOrder) -> writer.ExportOrder:
             quantity=ln.quantity,
             price=ln.price,
             amount=ln.amount,
+            discount=ln.discount,
         )
         for ln in export.lines
     )

@@ -6,7 +6,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
@@ -86,10 +86,38 @@ class PricedLine:
     quantity: Decimal
     price: Decimal
     gift: bool = False
+    discount: Decimal = Decimal("0")  # taken off this line's amount
+
+    @property
+    def gross(self) -> Decimal:
+        return (self.price * self.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
 
     @property
     def amount(self) -> Decimal:
-        return (self.price * self.quantity).quantize(CENT, rounding=ROUND_HALF_UP)
+        """What the customer pays for the line, discount taken off."""
+        return self.gross - self.discount
+
+
+def allocate_discount(amounts: list[Decimal], discount: Decimal) -> list[Decimal]:
+    """Split an order discount over line amounts in proportion, to the kopeck.
+
+    Largest-remainder rounding: every share is rounded down to the cent, then the cents
+    left over go to the lines with the largest remainders (earlier lines first on ties),
+    so the shares sum exactly to `discount` and no line's share exceeds its amount.
+    Raises ValueError when the discount is negative or larger than the amounts' sum.
+    """
+    total = sum(amounts, Decimal("0"))
+    if discount < 0 or discount > total:
+        raise ValueError(f"discount {discount} must be between 0 and the lines' sum {total}")
+    if discount == 0:
+        return [Decimal("0") for _ in amounts]
+    exact = [amount * discount / total for amount in amounts]
+    shares = [value.quantize(CENT, rounding=ROUND_DOWN) for value in exact]
+    left_cents = int((discount - sum(shares, Decimal("0"))) / CENT)
+    order = sorted(range(len(amounts)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for index in order[:left_cents]:
+        shares[index] += CENT
+    return shares
 
 
 def order_total(lines: list[PricedLine], delivery_cost: Decimal) -> Decimal:

@@ -27,6 +27,8 @@ class Branch:
     price_type: str | None
     old_price_type: str | None
     deactivate_missing: bool
+    export_schema_version: str
+    export_encoding: str
     odata_url: str | None
     odata_username: str | None
     odata_password: str | None

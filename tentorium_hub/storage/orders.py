@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ import asyncpg
 from tentorium_hub.domain.orders import (
     OrderStatus,
     PricedLine,
+    allocate_discount,
     can_transition,
     format_order_number,
     order_total,
@@ -38,6 +39,7 @@ class OrderRequest:
     idempotency_key: str
     fingerprint: bytes
     token_id: int | None
+    discount: Decimal = Decimal("0")  # order discount, spread over the paid lines
 
 
 async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple[uuid.UUID, bool]:
@@ -62,6 +64,7 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
             params={"branch": request.branch_code},
         )
     priced = await _price_lines(conn, request.branch_code, branch["price_type"], request.lines)
+    priced = _apply_discount(priced, request.discount)
     total = order_total(priced, request.delivery_cost)
 
     order_id = uuid.uuid4()
@@ -69,8 +72,8 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
     inserted = await conn.fetchval(
         """INSERT INTO orders (id, number, branch_code, client_token_id, idempotency_key,
                                request_hash, status, currency, total, delivery_cost,
-                               customer, comment)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               customer, comment, discount)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            ON CONFLICT (client_token_id, idempotency_key) DO NOTHING
            RETURNING id""",
         order_id,
@@ -85,6 +88,7 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
         request.delivery_cost,
         json.dumps(request.customer, ensure_ascii=False),
         request.comment,
+        request.discount,
     )
     if inserted is None:
         # Another request with the same key committed between our check and insert.
@@ -94,8 +98,8 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
 
     await conn.executemany(
         """INSERT INTO order_lines (order_id, line_no, offer_id, product_id, characteristic_id,
-                                    name, quantity, price, amount)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                                    name, quantity, price, amount, discount)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         [
             (
                 order_id,
@@ -107,6 +111,7 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
                 ln.quantity,
                 ln.price,
                 ln.amount,
+                ln.discount,
             )
             for n, ln in enumerate(priced, start=1)
         ],
@@ -120,6 +125,25 @@ async def create_order(conn: asyncpg.Connection, request: OrderRequest) -> tuple
         "INSERT INTO outbox (branch_code, order_id) VALUES ($1, $2)", request.branch_code, order_id
     )
     return order_id, True
+
+
+def _apply_discount(lines: list[PricedLine], discount: Decimal) -> list[PricedLine]:
+    """Spread the order discount over the paid lines; gifts already cost nothing."""
+    paid = [i for i, line in enumerate(lines) if not line.gift]
+    gross = [lines[i].gross for i in paid]
+    try:
+        shares = allocate_discount(gross, discount)
+    except ValueError:
+        raise ValidationError(
+            f"discount {discount} exceeds the sum of the paid lines {sum(gross, Decimal(0))}",
+            field="discount",
+            code="discount_too_large",
+            params={"discount": discount, "lines_sum": sum(gross, Decimal(0))},
+        ) from None
+    result = list(lines)
+    for index, share in zip(paid, shares, strict=True):
+        result[index] = replace(lines[index], discount=share)
+    return result
 
 
 async def _find_by_key(conn: asyncpg.Connection, request: OrderRequest) -> uuid.UUID | None:

@@ -24,7 +24,8 @@ class ExportLine:
     name: str
     quantity: Decimal
     price: Decimal
-    amount: Decimal
+    amount: Decimal  # discount already taken off
+    discount: Decimal = Decimal("0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,14 @@ async def _load_exports(conn: asyncpg.Connection, rows: list[asyncpg.Record]) ->
     ):
         lines.setdefault(ln["order_id"], []).append(
             ExportLine(
-                ln["offer_id"],
-                ln["product_id"],
-                ln["characteristic_id"],
-                ln["name"],
-                ln["quantity"],
-                ln["price"],
-                ln["amount"],
+                offer_id=ln["offer_id"],
+                product_id=ln["product_id"],
+                characteristic_id=ln["characteristic_id"],
+                name=ln["name"],
+                quantity=ln["quantity"],
+                price=ln["price"],
+                amount=ln["amount"],
+                discount=ln["discount"],
             )
         )
     exports = []
