@@ -8,6 +8,7 @@ from collections.abc import Callable
 import trio
 
 from actors.branch import CommerceMLBranchActor, ODataBranchActor
+from actors.messages import BranchControl
 from tentorium_hub.runtime import (
     Actor,
     ChildSpec,
@@ -48,6 +49,7 @@ class LeaseKeeper(Actor):
         self._registry = registry
         self._node_id = node_id
         self._branches = branches
+        self._paused: dict[str, bool] = {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.sync()
@@ -87,7 +89,20 @@ class LeaseKeeper(Actor):
         for name in sorted(wanted - running):
             branch = await self._db.run(branches_db.get_branch, name.removeprefix("branch:"))
             await supervisor.start_child(self.branch_spec(branch))
+            self._paused[branch.code] = branch.paused
             self.log.info("lease.acquired", branch=branch.code, kind=branch.kind)
+        await self._forward_controls(held[:share])
+
+    async def _forward_controls(self, codes: list[str]) -> None:
+        """Pass pause, resume and resync set from the CLI (in the database) to the actors."""
+        for code, paused, resync in await self._db.run(branches_db.take_branch_controls, codes):
+            if self._paused.get(code, paused) != paused:
+                self._registry.tell_nowait(
+                    f"branch:{code}", BranchControl("pause" if paused else "resume")
+                )
+            self._paused[code] = paused
+            if resync:
+                self._registry.tell_nowait(f"branch:{code}", BranchControl("resync"))
 
     def branch_spec(self, branch: Branch) -> ChildSpec:
         def factory() -> Actor:

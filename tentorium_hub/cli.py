@@ -134,6 +134,13 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--odata-user")
     add.add_argument("--odata-password-env", help="OData: read the password from this variable")
     branches.add_parser("list", parents=[_COMMON], help="list branches with their health")
+    for action, text in (
+        ("pause", "stop exchanging with a branch (orders stay queued)"),
+        ("resume", "resume a paused branch"),
+        ("resync", "poll an OData branch fully now"),
+    ):
+        control = branches.add_parser(action, parents=[_COMMON], help=text)
+        control.add_argument("--code", required=True)
     remove = branches.add_parser(
         "remove", parents=[_COMMON], help="deactivate a branch (orders and history stay)"
     )
@@ -161,11 +168,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:
         return trio.run(_dispatch, args, settings)
-    except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (HubError, BaseExceptionGroup) as exc:
+        error = _hub_error(exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _hub_error(exc: BaseException) -> HubError | None:
+    """The HubError inside `exc`, unwrapping the groups trio nurseries raise."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _hub_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -205,6 +227,14 @@ async def _branches(db, args: argparse.Namespace) -> int:
                 f"last_success={last} failures={row['consecutive_failures']} "
                 f"pending={row['pending_outbox']}{' PAUSED' if row['paused'] else ''}"
             )
+        return 0
+    if args.action in ("pause", "resume"):
+        await db.run(branches_db.set_paused, args.code, args.action == "pause")
+        print(f"branch {args.code} {'paused' if args.action == 'pause' else 'resumed'}")
+        return 0
+    if args.action == "resync":
+        await db.run(branches_db.request_resync, args.code)
+        print(f"branch {args.code}: full resync requested; its node polls it within seconds")
         return 0
     if args.action == "remove":
         await db.run(branches_db.deactivate_branch, args.code)

@@ -7,9 +7,10 @@ import zipfile
 from decimal import Decimal
 
 import httpx
-from hubtest import FIXTURES, RawExchange, add_commerceml_branch, basic
 
 from tentorium_hub.node import NodeContext
+
+from hubtest import FIXTURES, RawExchange, add_commerceml_branch, basic
 
 IMPORT = (FIXTURES / "exchange" / "import.xml").read_bytes()
 OFFERS = (FIXTURES / "exchange" / "offers.xml").read_bytes()

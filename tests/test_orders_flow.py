@@ -7,12 +7,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from hubtest import FIXTURES, RawExchange, add_commerceml_branch
 from lxml import etree
 
 from connectors.commerceml.model import OrderDocument
 from connectors.commerceml.writer import render_status_updates
 from tentorium_hub.node import NodeContext
+
+from hubtest import FIXTURES, RawExchange, add_commerceml_branch
 
 IMPORT = (FIXTURES / "exchange" / "import.xml").read_bytes()
 OFFERS = (FIXTURES / "exchange" / "offers.xml").read_bytes()

@@ -109,6 +109,35 @@ async def set_paused(conn: asyncpg.Connection, code: str, paused: bool) -> None:
         )
 
 
+async def request_resync(conn: asyncpg.Connection, code: str) -> None:
+    status = await conn.execute(
+        "UPDATE branches SET resync_requested_at = now() WHERE code = $1 AND active", code
+    )
+    if status.endswith(" 0"):
+        raise NotFoundError(
+            f"branch {code!r} not found", code="branch_not_found", params={"branch": code}
+        )
+
+
+async def take_branch_controls(
+    conn: asyncpg.Connection, codes: list[str]
+) -> list[tuple[str, bool, bool]]:
+    """(code, paused, resync requested) of `codes`, clearing the resync requests read.
+
+    Only rows with a pending request are updated, so the periodic call writes nothing
+    in the common case.
+    """
+    resync = await conn.fetch(
+        """UPDATE branches SET resync_requested_at = NULL
+            WHERE code = ANY($1::text[]) AND resync_requested_at IS NOT NULL
+        RETURNING code""",
+        codes,
+    )
+    requested = {r["code"] for r in resync}
+    rows = await conn.fetch("SELECT code, paused FROM branches WHERE code = ANY($1::text[])", codes)
+    return [(r["code"], r["paused"], r["code"] in requested) for r in rows]
+
+
 async def record_success(conn: asyncpg.Connection, code: str) -> datetime:
     row = await conn.fetchrow(
         """UPDATE branch_health
