@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from actors.messages import Availability
 from tentorium_hub.runtime import Actor, MailboxSpec, Overflow
 from tentorium_hub.storage import Database
@@ -21,10 +19,10 @@ class StockActor(Actor):
         super().__init__("stock")
         self._db = db
 
-    async def handle(self, message: object) -> dict[str, Decimal] | None:
+    async def handle(self, message: object) -> dict[str, dict[str, object]] | None:
         if isinstance(message, Availability):
             return await self._db.run(
-                stock_db.availability, message.branch, list(message.offer_ids)
+                stock_db.availability_by_warehouse, message.branch, list(message.offer_ids)
             )
         self.log.warning("actor.unknown_message", message_type=type(message).__name__)
         return None

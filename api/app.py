@@ -18,6 +18,8 @@ from api.problems import problem
 from api.routes import api_blueprint
 from tentorium_hub import metrics
 from tentorium_hub.errors import (
+    ActorNotFound,
+    AskTimeout,
     ConflictError,
     HubError,
     MailboxFull,
@@ -84,8 +86,11 @@ def _install_error_handlers(app: QuartTrio) -> None:
     async def on_conflict(exc: ConflictError) -> Response:
         return problem(409, exc.code or "conflict", lang(), params=exc.params, fallback=str(exc))
 
+    @app.errorhandler(AskTimeout)
+    @app.errorhandler(ActorNotFound)
     @app.errorhandler(MailboxFull)
-    async def on_overload(exc: MailboxFull) -> Response:
+    async def on_overload(exc: HubError) -> Response:
+        log.warning("api.actor_unavailable", path=request.path, error=str(exc))
         return problem(503, "overloaded", lang(), fallback=str(exc), headers={"Retry-After": "5"})
 
     @app.errorhandler(StorageError)

@@ -13,7 +13,7 @@ import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response, g, request
 
-from actors.messages import BranchControl, OrderAccepted, Wake
+from actors.messages import Availability, BranchControl, OrderAccepted, Wake
 from api.auth import require
 from api.context import hub
 from api.encoding import json_response
@@ -106,6 +106,30 @@ async def list_products() -> Response:
     items = await hub().db.run(catalog_db.list_products, branch, after_id=after, limit=limit)
     next_after = items[-1]["id"] if len(items) == limit else None
     return json_response({"items": items, "next_after": next_after})
+
+
+@api_blueprint.get("/api/v1/availability")
+@require("shop")
+async def availability() -> Response:
+    """Stock of the given offers in a branch, in total and per warehouse."""
+    branch = request.args.get("branch", "").strip()
+    offers = [o.strip() for o in request.args.getlist("offer") if o.strip()]
+    if not branch or not offers or len(offers) > 500:
+        return problem(
+            422,
+            "invalid_query",
+            _lang(),
+            params={
+                "field": "branch/offer",
+                "error": "нужны branch и от 1 до 500 параметров offer / "
+                "branch and 1 to 500 offer parameters are required",
+            },
+        )
+    await hub().db.run(branches_db.get_branch, branch)
+    answer = await hub().registry.ask("stock", Availability(branch, tuple(offers)), timeout_s=5)
+    assert isinstance(answer, dict)
+    missing = [o for o in offers if o not in answer]
+    return json_response({"branch": branch, "items": answer, "unknown_offers": missing})
 
 
 # -- orders ---------------------------------------------------------------------------

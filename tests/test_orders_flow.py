@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -189,3 +190,34 @@ async def test_status_upload_confirms_order(node: NodeContext, api: httpx.AsyncC
     assert stored["status"] == "confirmed"
     assert stored["number_1c"] == "ЦБ-000042"
     assert [h["status"] for h in stored["history"]] == ["accepted", "delivered", "confirmed"]
+
+
+async def test_availability_per_warehouse(node: NodeContext, api: httpx.AsyncClient) -> None:
+    await _branch_with_catalog(node)
+    response = await api.get(
+        "/api/v1/availability", params=[("branch", "MSK01"), ("offer", CREAM), ("offer", "nope")]
+    )
+    body = response.json()
+    assert response.status_code == 200
+    assert body["items"][CREAM]["quantity"] == "7"
+    assert body["items"][CREAM]["warehouses"] == [
+        {"id": "d0000000-0000-4000-8000-000000000001", "name": "Склад Москва", "quantity": "7"}
+    ]
+    assert body["unknown_offers"] == ["nope"]
+
+
+async def test_status_change_queues_notification(node: NodeContext, api: httpx.AsyncClient) -> None:
+    await _branch_with_catalog(node)
+    headers = {"Idempotency-Key": "n-1"}
+    placed = (await api.post("/api/v1/orders", json=_order(), headers=headers)).json()
+    client = RawExchange(node, "msk01", "sale")
+    await client.login_and_init()
+    await client.call("query")
+    await client.call("success")
+    await client.aclose()
+    rows = await node.db.run(
+        lambda c: c.fetch("SELECT event, payload FROM notifications ORDER BY id")
+    )
+    events = [(r["event"], json.loads(r["payload"])["status"]) for r in rows]
+    assert ("order.status_changed", "delivered") in events
+    assert json.loads(rows[0]["payload"])["order"] == placed["number"]

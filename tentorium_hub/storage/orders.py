@@ -20,6 +20,7 @@ from tentorium_hub.domain.orders import (
 )
 from tentorium_hub.errors import ConflictError, NotFoundError, ValidationError
 from tentorium_hub.storage.catalog import resolve_price_type
+from tentorium_hub.storage.notifications import enqueue_notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,21 @@ async def apply_status(
         return None
     await conn.execute(
         "UPDATE orders SET status = $2, updated_at = now() WHERE id = $1", order_id, status.value
+    )
+    order = await conn.fetchrow(
+        "SELECT number, branch_code, number_1c FROM orders WHERE id = $1", order_id
+    )
+    # Written in the same transaction as the change, so no status change goes unannounced.
+    await enqueue_notification(
+        conn,
+        event="order.status_changed",
+        payload={
+            "order": order["number"],
+            "branch": order["branch_code"],
+            "status": status.value,
+            "previous": current.value,
+            "number_1c": order["number_1c"],
+        },
     )
     await conn.execute(
         """INSERT INTO order_status_history (order_id, status, source, note, raw)
