@@ -228,24 +228,32 @@ class ExchangeService:
     async def _append(
         self, target: Path, chunks: AsyncIterator[bytes], session: Session
     ) -> int | None:
-        """Write the body to `target`; None (and nothing kept) when over the size limit."""
+        """Append the request body to `target`; None (and nothing kept) when over the limit.
+
+        The body goes to a part file first and is appended only once it arrived whole, so a
+        connection dropped mid-upload leaves the file as it was before the request.
+        """
         limit = self._settings.exchange_max_upload_bytes
         existing = await trio.to_thread.run_sync(_prepare_append, target)
+        part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         written = 0
-        async with await trio.open_file(target, "ab") as handle:
-            async for chunk in chunks:
-                written += len(chunk)
-                if existing + written > limit:
-                    await handle.aclose()
-                    await trio.to_thread.run_sync(target.unlink)
-                    log.warning(
-                        "exchange.upload_too_large",
-                        branch=session.branch.code,
-                        file=str(target.name),
-                        limit=limit,
-                    )
-                    return None
-                await handle.write(chunk)
+        try:
+            async with await trio.open_file(part, "wb") as handle:
+                async for chunk in chunks:
+                    written += len(chunk)
+                    if existing + written > limit:
+                        log.warning(
+                            "exchange.upload_too_large",
+                            branch=session.branch.code,
+                            file=target.name,
+                            limit=limit,
+                        )
+                        return None
+                    await handle.write(chunk)
+            await trio.to_thread.run_sync(_append_part, part, target)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(functools.partial(part.unlink, missing_ok=True))
         return written
 
     # -- import ---------------------------------------------------------------------------
@@ -576,6 +584,11 @@ def _looks_complete(path: Path) -> bool:
         if _ROOT_END.search(tail.decode(encoding, errors="ignore").rstrip("\x00")):
             return True
     return False
+
+
+def _append_part(part: Path, target: Path) -> None:
+    with part.open("rb") as source, target.open("ab") as sink:
+        shutil.copyfileobj(source, sink, 1 << 20)
 
 
 def _reset_dir(folder: Path) -> None:

@@ -7,6 +7,7 @@ import zipfile
 from decimal import Decimal
 
 import httpx
+import trio
 
 from tentorium_hub.node import NodeContext
 
@@ -197,3 +198,24 @@ async def test_unknown_mode_fails_with_keyword(node: NodeContext) -> None:
     reply = (await client.call("explode")).text.splitlines()
     await client.aclose()
     assert reply[0] == "failure"
+
+
+async def test_dropped_upload_leaves_file_unchanged(node: NodeContext) -> None:
+    login = await add_commerceml_branch(node)
+    client = RawExchange(node, login)
+    await client.login_and_init()
+    await client.upload("import.xml", IMPORT[:1000], 1 << 20)
+    assert client.cookie is not None
+    stream = await trio.open_tcp_stream("127.0.0.1", node.http_port)
+    head = (
+        "POST /1c/exchange?type=catalog&mode=file&filename=import.xml HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nCookie: {client.cookie}\r\nContent-Length: {len(IMPORT)}\r\n\r\n"
+    )
+    await stream.send_all(head.encode() + IMPORT[1000:3000])
+    await stream.aclose()  # the connection drops with most of the body unsent
+    await trio.sleep(0.5)
+    await client.upload("import.xml", IMPORT[1000:], 1 << 20)
+    result = await client.import_until_done("import.xml")
+    await client.aclose()
+    assert result[0] == "success", result
+    assert await _product_count(node) == 2
