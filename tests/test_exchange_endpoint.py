@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
-import trio
+import pytest
 
 from tentorium_hub.node import NodeContext
 
@@ -201,21 +202,24 @@ async def test_unknown_mode_fails_with_keyword(node: NodeContext) -> None:
 
 
 async def test_dropped_upload_leaves_file_unchanged(node: NodeContext) -> None:
-    login = await add_commerceml_branch(node)
-    client = RawExchange(node, login)
-    await client.login_and_init()
-    await client.upload("import.xml", IMPORT[:1000], 1 << 20)
-    assert client.cookie is not None
-    stream = await trio.open_tcp_stream("127.0.0.1", node.http_port)
-    head = (
-        "POST /1c/exchange?type=catalog&mode=file&filename=import.xml HTTP/1.1\r\n"
-        f"Host: 127.0.0.1\r\nCookie: {client.cookie}\r\nContent-Length: {len(IMPORT)}\r\n\r\n"
-    )
-    await stream.send_all(head.encode() + IMPORT[1000:3000])
-    await stream.aclose()  # the connection drops with most of the body unsent
-    await trio.sleep(0.5)
-    await client.upload("import.xml", IMPORT[1000:], 1 << 20)
-    result = await client.import_until_done("import.xml")
-    await client.aclose()
-    assert result[0] == "success", result
-    assert await _product_count(node) == 2
+    await add_commerceml_branch(node)
+    service = node.exchange
+    session = await service.open_local_session("MSK01", "catalog")
+
+    async def body(*parts: bytes, drop: bool = False) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+        if drop:
+            raise ConnectionResetError("client went away mid-body")
+
+    await service.receive_file(session, "import.xml", body(IMPORT[:1000]), "ru")
+    with pytest.raises(ConnectionResetError):
+        await service.receive_file(
+            session, "import.xml", body(IMPORT[1000:2000], IMPORT[2000:3000], drop=True), "ru"
+        )
+    target = service.session_dir(session) / "import.xml"
+    kept = target.read_bytes()
+    await service.receive_file(session, "import.xml", body(IMPORT[1000:]), "ru")
+    assert kept == IMPORT[:1000]
+    assert target.read_bytes() == IMPORT
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".part")]
