@@ -41,6 +41,7 @@ from tentorium_hub.storage.branches import Branch
 from tentorium_hub.storage.outbox import ExportOrder
 
 COOKIE_NAME = "TH_EXCHANGE"
+JANITOR_INTERVAL_S = 600.0
 EXCHANGE_TYPES = ("catalog", "sale")
 log = get_logger("exchange")
 
@@ -96,11 +97,25 @@ class ExchangeService:
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Host background imports until cancelled."""
+        """Host background imports and clean up stale sessions until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            await trio.sleep_forever()
+            while True:
+                await trio.sleep(JANITOR_INTERVAL_S)
+                await self.clean_up()
+
+    async def clean_up(self) -> None:
+        """Drop expired sessions and the upload folders nobody has touched for the TTL."""
+        ttl = self._settings.exchange_session_ttl_s
+        try:
+            expired = await self._db.run(exchange_db.expire_sessions, ttl)
+        except StorageError as exc:
+            log.warning("exchange.cleanup_failed", error=str(exc))
+            return
+        removed = await trio.to_thread.run_sync(_remove_stale_dirs, self._settings.uploads_dir, ttl)
+        if expired or removed:
+            log.info("exchange.cleaned_up", sessions=len(expired), folders=removed)
 
     # -- authentication and sessions ------------------------------------------------
 
@@ -584,6 +599,29 @@ def _looks_complete(path: Path) -> bool:
         if _ROOT_END.search(tail.decode(encoding, errors="ignore").rstrip("\x00")):
             return True
     return False
+
+
+def _remove_stale_dirs(root: Path, ttl_s: float) -> int:
+    """Remove session folders (root/<branch>/<session>) unmodified for `ttl_s` seconds."""
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - ttl_s
+    removed = 0
+    for branch_dir in root.iterdir():
+        if not branch_dir.is_dir():
+            continue
+        for session_dir in branch_dir.iterdir():
+            if session_dir.is_dir() and _newest_mtime(session_dir) < cutoff:
+                shutil.rmtree(session_dir, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for path in folder.rglob("*"):
+        newest = max(newest, path.stat().st_mtime)
+    return newest
 
 
 def _append_part(part: Path, target: Path) -> None:

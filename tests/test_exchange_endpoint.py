@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -223,3 +225,23 @@ async def test_dropped_upload_leaves_file_unchanged(node: NodeContext) -> None:
     assert kept == IMPORT[:1000]
     assert target.read_bytes() == IMPORT
     assert not [p for p in target.parent.iterdir() if p.name.endswith(".part")]
+
+
+async def test_clean_up_removes_stale_sessions(node: NodeContext) -> None:
+    await add_commerceml_branch(node)
+    service = node.exchange
+    stale = await service.open_local_session("MSK01", "catalog")
+    fresh = await service.open_local_session("MSK01", "catalog")
+    old = time.time() - node.settings.exchange_session_ttl_s - 60
+    os.utime(service.session_dir(stale), (old, old))
+    await node.db.run(
+        lambda c: c.execute(
+            "UPDATE exchange_sessions SET last_seen_at = now() - interval '2 days' WHERE id = $1",
+            stale.id,
+        )
+    )
+    await service.clean_up()
+    sessions = await node.db.run(lambda c: c.fetch("SELECT id FROM exchange_sessions"))
+    assert not service.session_dir(stale).exists()
+    assert service.session_dir(fresh).exists()
+    assert [r["id"] for r in sessions] == [fresh.id]
