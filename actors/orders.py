@@ -13,9 +13,9 @@ from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import orders as orders_db
 from tentorium_hub.storage import outbox as outbox_db
 
-# Every accepted order sends one message here; the API waits at most a second for room
-# rather than dropping the wake-up (the outbox row is committed either way, so the
-# branch's next poll delivers it even when this message is lost).
+# Every accepted order sends one message here. The API waits at most a second for room
+# rather than drop the wake-up. The outbox row is committed either way, so the branch's
+# next poll delivers the order even when this message is lost.
 ORDERS_MAILBOX = MailboxSpec(capacity=1_000, overflow=Overflow.WAIT, send_timeout_s=1.0)
 GAUGE_REFRESH_S = 5.0
 

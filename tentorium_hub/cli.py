@@ -110,7 +110,11 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
         "--password-env",
         help="CommerceML: read the password from this variable (asked interactively when omitted)",
     )
-    add.add_argument("--no-zip", action="store_true", help="CommerceML: answer zip=no to 1C")
+    add.add_argument(
+        "--no-zip",
+        action="store_true",
+        help="CommerceML: reply zip=no to 1C (uploads arrive unpacked)",
+    )
     add.add_argument("--file-limit-bytes", type=int, default=4 * 1024 * 1024)
     add.add_argument("--price-type", help="name or Ид of the selling price type")
     add.add_argument("--old-price-type", help="name or Ид of the strikethrough price type")

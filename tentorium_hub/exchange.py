@@ -3,7 +3,7 @@
 1C drives the exchange: `checkauth` opens a session, `init` starts a transfer, `file`
 appends uploaded chunks, `import` processes a file step-wise, and for orders `query` and
 `success` hand over new orders. The HTTP layer turns each request into one call here and
-writes the returned `Reply` as plain text; the CLI uses the same calls for local files.
+writes the returned `Reply` as plain text. The CLI uses the same calls for local files.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ log = get_logger("exchange")
 
 @dataclass(frozen=True)
 class Reply:
-    """One protocol answer: a keyword line plus free text, or an XML body for `query`."""
+    """A protocol reply: a keyword line plus free text, or an XML body for `query`."""
 
     status: str  # success | progress | failure, or "xml" for a query body
     lines: tuple[str, ...] = ()
@@ -180,7 +180,7 @@ class ExchangeService:
         return Session(session_id, branch, exchange_type, None)
 
     async def open_local_session(self, branch_code: str, exchange_type: str) -> Session:
-        """A session for files handed over locally (the CLI), not by 1C over HTTP."""
+        """Open a session for files handed over locally (the CLI), not by 1C over HTTP."""
         branch = await self._db.run(branches_db.get_branch, branch_code)
         token = secrets.token_urlsafe(24)
         session_id = await self._db.run(
@@ -274,7 +274,7 @@ class ExchangeService:
     # -- import ---------------------------------------------------------------------------
 
     async def import_step(self, session: Session, raw_filename: str, lang: str) -> Reply:
-        """Answer one `mode=import` request: progress while work remains, then the result."""
+        """Process one `mode=import` request: progress while work remains, then the result."""
         try:
             relative = paths.sanitize_filename(raw_filename)
         except CommerceMLError as exc:
@@ -303,7 +303,7 @@ class ExchangeService:
         return Reply("failure", (job.message,))
 
     async def _unpack_archives(self, session: Session, lang: str) -> Reply | None:
-        """Unpack uploaded zips on the first `import`; answer progress so 1C asks again."""
+        """Unpack uploaded zips on the first `import`, replying progress so 1C asks again."""
         folder = self.session_dir(session)
         zips = [p for p in folder.glob("*") if p.is_file() and archive.is_zip(p)]
         if not zips:

@@ -13,7 +13,7 @@ CENT = Decimal("0.01")
 
 
 class OrderStatus(enum.StrEnum):
-    """Where an order is on its way from the shop to the branch's 1C and the customer."""
+    """Stage of an order on its way from the shop to the branch's 1C and the customer."""
 
     ACCEPTED = "accepted"  # recorded by the hub, delivery to the branch pending
     DELIVERED = "delivered"  # the branch's 1C received the document
@@ -47,7 +47,7 @@ def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
-    """What a branch's 1C said about an order, in either dialect or over OData."""
+    """Status report of an order from a branch's 1C, in either dialect or over OData."""
 
     number_1c: str | None = None
     posted: bool | None = None
@@ -61,8 +61,8 @@ class StatusReport:
 def status_from_report(report: StatusReport) -> OrderStatus:
     """Map a 1C status report onto the hub's order status.
 
-    Cancelled or marked for deletion wins; then shipped, paid; a 1C number or a posted
-    document means confirmed; anything else still means 1C has the order.
+    Cancelled or marked for deletion wins, then shipped, then paid. A 1C number or a
+    posted document means confirmed. Anything else still means 1C has the order.
     """
     if report.cancelled or report.deleted:
         return OrderStatus.CANCELLED
@@ -101,9 +101,9 @@ class PricedLine:
 def allocate_discount(amounts: list[Decimal], discount: Decimal) -> list[Decimal]:
     """Split an order discount over line amounts in proportion, to the kopeck.
 
-    Largest-remainder rounding: every share is rounded down to the cent, then the cents
-    left over go to the lines with the largest remainders (earlier lines first on ties),
-    so the shares sum exactly to `discount` and no line's share exceeds its amount.
+    Largest-remainder rounding: every share is rounded down to the cent. The cents left
+    over go to the lines with the largest remainders, earlier lines first on ties. So the
+    shares sum exactly to `discount`, and no line's share exceeds its amount.
     Raises ValueError when the discount is negative or larger than the amounts' sum.
     """
     total = sum(amounts, Decimal("0"))

@@ -221,7 +221,7 @@ async def _price_lines(
 
 
 async def get_order(conn: asyncpg.Connection, order_ref: str) -> dict[str, Any]:
-    """An order with lines and status history, by id or by hub number."""
+    """Return an order with its lines and status history, by id or by hub number."""
     try:
         key: Any = uuid.UUID(order_ref)
         where = "id = $1"

@@ -94,8 +94,8 @@ async def claim_pending(
 ) -> list[ExportOrder]:
     """Claim the oldest due rows of `branch` for this node (push delivery, e.g. OData).
 
-    SKIP LOCKED keeps two nodes from claiming the same row; the claim expires after
-    `claim_s` so a node that dies mid-delivery does not strand its rows.
+    SKIP LOCKED keeps two nodes from claiming the same row. The claim expires after
+    `claim_s`, so a node that dies mid-delivery does not strand its rows.
     """
     rows = await conn.fetch(
         """UPDATE outbox SET claimed_by = $2,
@@ -160,7 +160,7 @@ async def release_claims(conn: asyncpg.Connection, branch: str, node_id: str) ->
 async def release_foreign_claims(conn: asyncpg.Connection, branch: str, node_id: str) -> int:
     """Drop claims other nodes hold on `branch`; call only while holding the branch lease.
 
-    A node that died mid-delivery leaves its claims behind; the lease makes this node the
+    A node that died mid-delivery leaves its claims behind. The lease makes this node the
     only deliverer now, so waiting for those claims to time out would only delay orders.
     """
     status = await conn.execute(
