@@ -9,6 +9,7 @@ import trio
 
 from actors.branch import CommerceMLBranchActor, ODataBranchActor
 from actors.messages import BranchControl
+from tentorium_hub.domain.backoff import backoff_s
 from tentorium_hub.runtime import (
     Actor,
     ChildSpec,
@@ -50,6 +51,8 @@ class LeaseKeeper(Actor):
         self._node_id = node_id
         self._branches = branches
         self._paused: dict[str, bool] = {}
+        self._start_failures: dict[str, tuple[int, float]] = {}  # code -> (count, retry at)
+        self._lock = trio.Lock()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.sync()
@@ -70,7 +73,15 @@ class LeaseKeeper(Actor):
         return None
 
     async def sync(self) -> None:
-        """Renew and balance leases, then make the running branch actors match them."""
+        """Renew and balance leases, then make the running branch actors match them.
+
+        Safe to call from outside the keeper's loop (the demo and tests do): a lock keeps
+        two syncs from starting the same branch twice.
+        """
+        async with self._lock:
+            await self._sync()
+
+    async def _sync(self) -> None:
         ttl = self._settings.lease_ttl_s
         nodes = await self._db.run(branches_db.heartbeat, self._node_id, ttl)
         total = await self._db.run(branches_db.count_active_branches)
@@ -78,7 +89,8 @@ class LeaseKeeper(Actor):
         held = await self._db.run(branches_db.acquire_leases, self._node_id, ttl, share)
         supervisor = self._branches()
         for code in held[share:]:
-            await supervisor.stop_child(f"branch:{code}")
+            if f"branch:{code}" in supervisor.child_names():
+                await supervisor.stop_child(f"branch:{code}")
             await self._db.run(branches_db.release_lease, self._node_id, code)
             self.log.info("lease.released", branch=code, share=share, nodes=nodes)
         wanted = {f"branch:{code}" for code in held[:share]}
@@ -87,11 +99,38 @@ class LeaseKeeper(Actor):
             await supervisor.stop_child(name)
             self.log.info("lease.lost", branch=name.removeprefix("branch:"))
         for name in sorted(wanted - running):
-            branch = await self._db.run(branches_db.get_branch, name.removeprefix("branch:"))
-            await supervisor.start_child(self.branch_spec(branch))
-            self._paused[branch.code] = branch.paused
-            self.log.info("lease.acquired", branch=branch.code, kind=branch.kind)
+            await self._start_branch(supervisor, name.removeprefix("branch:"))
         await self._forward_controls(held[:share])
+
+    async def _start_branch(self, supervisor: Supervisor, code: str) -> None:
+        """Start one branch's actor; a branch that fails to start is retried with back-off.
+
+        One misconfigured branch (say, a time zone the host's tzdata lacks) must not stop
+        the keeper from starting the others, nor crash-loop the node.
+        """
+        failures, retry_at = self._start_failures.get(code, (0, 0.0))
+        if trio.current_time() < retry_at:
+            return
+        try:
+            branch = await self._db.run(branches_db.get_branch, code)
+            await supervisor.start_child(self.branch_spec(branch))
+        except Exception as exc:  # any start error of one branch is that branch's problem
+            failures += 1
+            delay = backoff_s(
+                failures, base_s=self._settings.retry_base_s, max_s=self._settings.retry_max_s
+            )
+            self._start_failures[code] = (failures, trio.current_time() + delay)
+            self.log.error(
+                "lease.start_failed",
+                branch=code,
+                error=repr(exc),
+                failures=failures,
+                retry_in_s=round(delay, 2),
+            )
+            return
+        self._start_failures.pop(code, None)
+        self._paused[branch.code] = branch.paused
+        self.log.info("lease.acquired", branch=branch.code, kind=branch.kind)
 
     async def _forward_controls(self, codes: list[str]) -> None:
         """Pass pause, resume and resync set from the CLI (in the database) to the actors."""

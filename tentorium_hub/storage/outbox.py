@@ -104,6 +104,11 @@ async def claim_pending(
             WHERE id IN (SELECT id FROM outbox
                           WHERE branch_code = $1 AND state = 'pending'
                             AND next_attempt_at <= now()
+                            -- Fencing: only the node holding the branch's lease delivers,
+                            -- even if an old holder has not noticed it lost the lease.
+                            AND EXISTS (SELECT 1 FROM branch_leases l
+                                         WHERE l.branch_code = $1 AND l.node_id = $2
+                                           AND l.expires_at > now())
                             AND (claimed_until IS NULL OR claimed_until < now()
                                  OR claimed_by = $2)
                           ORDER BY id
