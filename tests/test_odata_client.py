@@ -175,7 +175,9 @@ async def test_fetch_products_sends_select_and_paging(respx_mock: respx.MockRout
 
     params = route.calls[0].request.url.params
     assert params["$format"] == "json"
-    assert params["$select"] == "Ref_Key,Code,Description,Артикул,DeletionMark,Parent_Key,IsFolder"
+    assert params["$select"] == (
+        "Ref_Key,DataVersion,Code,Description,Артикул,DeletionMark,Parent_Key,IsFolder"
+    )
     assert params["$orderby"] == "Ref_Key"
     assert params["$top"] == "50"
     assert params["$skip"] == "0"
@@ -670,3 +672,34 @@ async def test_given_client_is_not_closed(respx_mock: respx.MockRouter) -> None:
 
     assert http.is_closed is False
     await http.aclose()
+
+
+async def test_html_200_on_create_is_retryable(
+    respx_mock: respx.MockRouter, autojump_clock: object
+) -> None:
+    lookup = entity_route(respx_mock, "GET", "Document_ЗаказКлиента")
+    lookup.return_value = collection([])
+    create = entity_route(respx_mock, "POST", "Document_ЗаказКлиента")
+    create.return_value = httpx.Response(
+        200, text="<html><body>Обновление</body></html>", headers={"Content-Type": "text/html"}
+    )
+
+    with pytest.raises(ODataResponseError) as caught:
+        await make_client(max_attempts=2).create_order(sample_order())
+
+    assert caught.value.retryable is True
+    assert "HTML page" in str(caught.value)
+    assert create.call_count == 2
+
+
+async def test_json_200_on_create_is_not_retried(respx_mock: respx.MockRouter) -> None:
+    lookup = entity_route(respx_mock, "GET", "Document_ЗаказКлиента")
+    lookup.return_value = collection([])
+    create = entity_route(respx_mock, "POST", "Document_ЗаказКлиента")
+    create.return_value = json_response(200, json.dumps(order_row()))
+
+    with pytest.raises(ODataError) as caught:
+        await make_client().create_order(sample_order())
+
+    assert caught.value.retryable is False
+    assert create.call_count == 1

@@ -15,6 +15,7 @@ import trio
 
 from connectors.emulator.odata_server import (
     PRICE_PERIODS,
+    UNF,
     FaultKind,
     ODataBranchEmulator,
     serve_branches,
@@ -499,3 +500,82 @@ async def test_serve_branches_routes_by_code(nursery: trio.Nursery) -> None:
     assert all(branch.base_url.startswith(origin) for branch in branches)
     assert results[0] == {row["Ref_Key"] for row in branches[0].data.catalog}
     assert results[1] == {row["Ref_Key"] for row in branches[1].data.catalog}
+
+
+# --- Configurations and change tracking ------------------------------------------------------
+
+
+async def test_emulator_hidden_entity_is_code_8(
+    nursery: trio.Nursery, raw_http: httpx.AsyncClient
+) -> None:
+    branch = ODataBranchEmulator(branch_code="b003", tz=TZ, hidden=("Document_ЗаказКлиента",))
+    await nursery.start(branch.serve)
+
+    listed = await raw_http.get(branch.base_url)
+    response = await raw_http.get(f"{branch.base_url}Document_ЗаказКлиента?$format=json")
+
+    names = {entity["name"] for entity in listed.json()["value"]}
+    assert "Document_ЗаказКлиента" not in names
+    assert response.status_code == 404
+    assert response.json()["odata.error"]["code"] == "8"
+
+
+async def test_emulator_unf_balance_uses_its_names(
+    nursery: trio.Nursery, raw_http: httpx.AsyncClient
+) -> None:
+    branch = ODataBranchEmulator(branch_code="b004", tz=TZ, configuration=UNF)
+    await nursery.start(branch.serve)
+    balance = (
+        "AccumulationRegister_ЗапасыНаСкладах/Balance("
+        "Dimensions='Номенклатура,Характеристика,СтруктурнаяЕдиница')"
+    )
+
+    response = await raw_http.get(branch.base_url + balance, params={"$format": "json"})
+
+    rows = response.json()["value"]
+    assert response.status_code == 200
+    assert rows
+    assert set(rows[0]) == {
+        "Номенклатура_Key",
+        "Характеристика_Key",
+        "СтруктурнаяЕдиница_Key",
+        "КоличествоBalance",
+    }
+
+
+async def test_emulator_filter_date_ge(
+    emulator: ODataBranchEmulator, raw_http: httpx.AsyncClient
+) -> None:
+    url = f"{emulator.base_url}Document_ЗаказКлиента?$format=json"
+    for number, date in (("R-1", "2025-03-01T10:00:00"), ("R-2", "2025-03-05T10:00:00")):
+        await raw_http.post(url, json={"НомерПоДаннымКлиента": number, "Date": date})
+    params = {
+        "$format": "json",
+        "$filter": "Date ge datetime'2025-03-03T00:00:00'",
+        "$select": "НомерПоДаннымКлиента",
+    }
+
+    response = await raw_http.get(f"{emulator.base_url}Document_ЗаказКлиента", params=params)
+
+    assert [row["НомерПоДаннымКлиента"] for row in response.json()["value"]] == ["R-2"]
+
+
+async def test_emulator_touch_product_bumps_version(emulator: ODataBranchEmulator) -> None:
+    row = emulator.data.catalog[4]
+    before = row["DataVersion"]
+
+    emulator.touch_product(row["Ref_Key"], Description="Мёд новый")
+
+    assert row["Description"] == "Мёд новый"
+    assert row["DataVersion"] != before
+
+
+async def test_emulator_counts_requests_per_entity(
+    client: ODataClient, emulator: ODataBranchEmulator
+) -> None:
+    emulator.faults.down = True
+
+    with pytest.raises(ODataError):
+        await client.fetch_prices()
+
+    assert emulator.requests["InformationRegister_ЦеныНоменклатуры"] == 3

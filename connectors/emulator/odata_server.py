@@ -40,6 +40,10 @@ __all__ = [
     "ORDER_ENTITY",
     "PRICE_ENTITY",
     "STOCK_ENTITY",
+    "UNF",
+    "UT_11_4",
+    "UT_11_5",
+    "EmulatedConfiguration",
     "Fault",
     "FaultKind",
     "FaultPlan",
@@ -59,7 +63,6 @@ STOCK_ENTITY = "AccumulationRegister_ТоварыНаСкладах"
 PRICE_ENTITY = "InformationRegister_ЦеныНоменклатуры"
 ORDER_NUMBER_FIELD = "НомерПоДаннымКлиента"
 ORDER_LINES = "Товары"
-PUBLISHED = (CATALOG_ENTITY, ORDER_ENTITY, STOCK_ENTITY, PRICE_ENTITY)
 
 EMPTY_REF = "00000000-0000-0000-0000-000000000000"
 EMPTY_DATE = "0001-01-01T00:00:00"
@@ -201,6 +204,50 @@ class FaultPlan:
 
 
 @dataclass(frozen=True)
+class EmulatedConfiguration:
+    """The names a 1C configuration gives the objects the emulator publishes.
+
+    The emulator keeps its data under УТ 11 names (table part Товары, dimension Склад,
+    resource ВНаличии) and renames them in requests and replies. `stock_resources` maps an
+    internal resource to its published name; a resource left out is not published.
+    """
+
+    name: str
+    catalog_entity: str = CATALOG_ENTITY
+    order_entity: str = ORDER_ENTITY
+    stock_entity: str = STOCK_ENTITY
+    price_entity: str = PRICE_ENTITY
+    order_lines: str = ORDER_LINES
+    stock_warehouse: str = "Склад"
+    stock_resources: tuple[tuple[str, str], ...] = (
+        ("ВНаличии", "ВНаличии"),
+        ("КОтгрузке", "КОтгрузке"),
+    )
+
+    def roles(self) -> dict[str, str]:
+        """Map each published entity set to the role the emulator serves it in."""
+        return {
+            self.catalog_entity: "catalog",
+            self.order_entity: "order",
+            self.stock_entity: "stock",
+            self.price_entity: "price",
+        }
+
+
+UT_11_4 = EmulatedConfiguration("УТ 11.4")
+UT_11_5 = EmulatedConfiguration("УТ 11.5", price_entity="InformationRegister_ЦеныНоменклатуры25")
+# NOTE: the УНФ names follow integrators' descriptions; no real УНФ base was checked.
+UNF = EmulatedConfiguration(
+    "УНФ",
+    order_entity="Document_ЗаказПокупателя",
+    stock_entity="AccumulationRegister_ЗапасыНаСкладах",
+    order_lines="Запасы",
+    stock_warehouse="СтруктурнаяЕдиница",
+    stock_resources=(("ВНаличии", "Количество"),),
+)
+
+
+@dataclass(frozen=True)
 class Reply:
     status: int
     body: bytes = b""
@@ -283,13 +330,24 @@ def parse_literal(token: str) -> object:
         raise ODataFailure(400, "14", f"Неверный литерал: {token}") from None
 
 
+# Comparison operators of $filter that the emulator supports; 1C supports more.
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda actual, value: bool(actual == value),
+    "ne": lambda actual, value: bool(actual != value),
+    "gt": lambda actual, value: bool(actual > value),
+    "ge": lambda actual, value: bool(actual >= value),
+    "lt": lambda actual, value: bool(actual < value),
+    "le": lambda actual, value: bool(actual <= value),
+}
+
+
 def parse_filter(text: str) -> list[tuple[str, str, object]]:
-    """Parse `Field eq literal [and Field ne literal ...]`, the subset the emulator supports."""
+    """Parse `Field op literal [and Field op literal ...]` with the operators in COMPARISONS."""
     tokens = TOKEN.findall(text)
     clauses: list[tuple[str, str, object]] = []
     position = 0
     while True:
-        if len(tokens) < position + 3 or tokens[position + 1] not in ("eq", "ne"):
+        if len(tokens) < position + 3 or tokens[position + 1] not in COMPARISONS:
             raise ODataFailure(400, "14", f"Ошибка разбора условия отбора: {text}")
         name, operator, literal = tokens[position : position + 3]
         clauses.append((name, operator, parse_literal(literal)))
@@ -302,14 +360,18 @@ def parse_filter(text: str) -> list[tuple[str, str, object]]:
 
 
 def matches(row: Row, clauses: Sequence[tuple[str, str, object]]) -> bool:
+    """Apply parsed $filter clauses; dates compare as their ISO text, which sorts by time."""
     for name, operator, value in clauses:
         if name not in row:
             raise ODataFailure(400, "10", f"Не найдено свойство: {name}")
         actual = row[name]
         if isinstance(actual, str) and isinstance(value, str):
             actual = actual.rstrip(" ")
-        if (actual == value) != (operator == "eq"):
-            return False
+        try:
+            if not COMPARISONS[operator](actual, value):
+                return False
+        except TypeError:
+            raise ODataFailure(400, "14", f"Несравнимые типы в условии: {name}") from None
     return True
 
 
@@ -549,20 +611,20 @@ STOCK_DIMENSIONS = ("Номенклатура", "Характеристика", 
 STOCK_RESOURCES = ("ВНаличии", "КОтгрузке")
 
 
-# (entity set, key given, action, HTTP method) -> name of the emulator method that handles it.
+# (role of the entity set, key given, action, HTTP method) -> name of the handler method.
 ROUTES: dict[tuple[str, bool, str | None, str], str] = {
-    (CATALOG_ENTITY, False, None, "GET"): "_catalog_list",
-    (CATALOG_ENTITY, True, None, "GET"): "_catalog_item",
-    (ORDER_ENTITY, False, None, "GET"): "_order_list",
-    (ORDER_ENTITY, False, None, "POST"): "_order_create",
-    (ORDER_ENTITY, True, None, "GET"): "_order_item",
-    (ORDER_ENTITY, True, None, "PATCH"): "_order_patch",
-    (ORDER_ENTITY, True, "Post", "POST"): "_order_post",
-    (ORDER_ENTITY, True, "Unpost", "POST"): "_order_unpost",
-    (STOCK_ENTITY, False, "Balance", "GET"): "_stock_balance",
-    (PRICE_ENTITY, False, "SliceLast", "GET"): "_price_slice_last",
+    ("catalog", False, None, "GET"): "_catalog_list",
+    ("catalog", True, None, "GET"): "_catalog_item",
+    ("order", False, None, "GET"): "_order_list",
+    ("order", False, None, "POST"): "_order_create",
+    ("order", True, None, "GET"): "_order_item",
+    ("order", True, None, "PATCH"): "_order_patch",
+    ("order", True, "Post", "POST"): "_order_post",
+    ("order", True, "Unpost", "POST"): "_order_unpost",
+    ("stock", False, "Balance", "GET"): "_stock_balance",
+    ("price", False, "SliceLast", "GET"): "_price_slice_last",
 }
-ACTIONS = {(entity, action) for entity, _, action, _ in ROUTES if action is not None}
+ACTIONS = {(role, action) for role, _, action, _ in ROUTES if action is not None}
 
 
 class BodyTooLarge(Exception):
@@ -570,12 +632,18 @@ class BodyTooLarge(Exception):
 
 
 class ODataBranchEmulator:
-    """One branch's 1C `standard.odata` publication of a UT 11 base, as an ASGI app.
+    """One branch's 1C `standard.odata` publication, as an ASGI app.
+
+    `configuration` sets the entity and field names: УТ 11.4 by default, or `UT_11_5`,
+    `UNF`. `hidden` leaves entity sets out of the OData composition, so requests to them
+    get code 8 and the service document does not list them.
 
     State visible to tests:
     - `orders`: order documents by Ref_Key, in 1C JSON shape;
     - `creations`: documents created per hub order number (a value above 1 is a duplicate);
     - `posted`: Ref_Keys of posted orders;
+    - `requests`: requests received per entity set ("" is the service document), counted
+      before faults apply, so a request answered by a fault counts too;
     - `faults`: failures to inject; `data`: the generated goods, stock and prices.
     """
 
@@ -588,9 +656,19 @@ class ODataBranchEmulator:
         tz: ZoneInfo,
         products: int = 20,
         seed: int = 0,
+        configuration: EmulatedConfiguration = UT_11_4,
+        hidden: Iterable[str] = (),
     ) -> None:
         self.branch_code = branch_code
         self.tz = tz
+        self.configuration = configuration
+        hidden_names = set(hidden)
+        self.published = {
+            entity: role
+            for entity, role in configuration.roles().items()
+            if entity not in hidden_names
+        }
+        self.requests: collections.Counter[str] = collections.Counter()
         self._rng = random.Random(f"{branch_code}:{seed}")
         self.data = BranchData(self._rng, products)
         self.base_path = f"/{branch_code}/odata/standard.odata/"
@@ -633,6 +711,8 @@ class ODataBranchEmulator:
             return
 
         method = scope["method"]
+        request = self._request(scope, body)
+        self._count(request)
         if self.faults.down:
             await send_reply(send, html_reply(503))
             return
@@ -641,7 +721,7 @@ class ODataBranchEmulator:
         if fault is not None and await play_fault(fault, receive, send):
             return
 
-        reply = self.handle(self._request(scope, body))
+        reply = self.handle(request)
         fault = self.faults.take(method, after_handling=True)
         if fault is not None and await play_fault(fault, receive, send):
             return
@@ -664,6 +744,24 @@ class ODataBranchEmulator:
         }
         options = dict(parse_qsl(query, keep_blank_values=True))
         return Request(scope["method"], resource, options, headers, body)
+
+    def _count(self, request: Request | None) -> None:
+        if request is None:
+            return
+        match = RESOURCE.match(request.resource)
+        self.requests[match.group("entity") if match else request.resource] += 1
+
+    def touch_product(self, ref: str, **changes: Any) -> None:
+        """Change catalog fields of one element and raise its DataVersion, as a 1C write does."""
+        row = next((row for row in self.data.catalog if row["Ref_Key"] == ref), None)
+        if row is None:
+            raise KeyError(f"no catalog element {ref!r}")
+        unknown = set(changes) - set(row)
+        if unknown:
+            raise KeyError(f"unknown catalog fields {sorted(unknown)!r}")
+        row.update(changes)
+        counter, _ = struct.unpack(">II", base64.b64decode(row["DataVersion"]))
+        row["DataVersion"] = data_version(counter + 1)
 
     def handle(self, request: Request | None) -> Reply:
         """Build the reply to one request; the synchronous core of the emulator, after faults."""
@@ -690,20 +788,21 @@ class ODataBranchEmulator:
         if match is None:
             raise ODataFailure(400, "6", f"Неверный URL: {request.resource}")
         entity, key, action, arguments = match.group("entity", "key", "action", "args")
-        if entity not in PUBLISHED:
+        role = self.published.get(entity)
+        if role is None:
             raise ODataFailure(404, "8", f"Не найден тип сущности: {entity}")
 
-        handler = self._handler(entity, key is not None, action, request.method)
+        handler = self._handler(role, entity, key is not None, action, request.method)
         return handler(request, key=key, arguments=arguments or "")
 
     def _handler(
-        self, entity: str, has_key: bool, action: str | None, method: str
+        self, role: str, entity: str, has_key: bool, action: str | None, method: str
     ) -> Callable[..., Reply]:
-        name = ROUTES.get((entity, has_key, action, method))
+        name = ROUTES.get((role, has_key, action, method))
         if name is not None:
             handler: Callable[..., Reply] = getattr(self, name)
             return handler
-        if action is not None and (entity, action) not in ACTIONS:
+        if action is not None and (role, action) not in ACTIONS:
             raise ODataFailure(400, "11", f"Метод не найден: {action}")
         raise ODataFailure(405, "19", f"Метод {method} запрещен для {entity}")
 
@@ -718,32 +817,36 @@ class ODataBranchEmulator:
         return json_reply(status, {"odata.metadata": metadata, **row}, headers=headers)
 
     def _service_document(self) -> Reply:
-        entity_sets = [{"name": name, "url": name} for name in PUBLISHED]
+        entity_sets = [{"name": name, "url": name} for name in self.published]
         return json_reply(
             200, {"odata.metadata": f"{self.base_url}$metadata", "value": entity_sets}
         )
 
     def _catalog_list(self, request: Request, **_: str) -> Reply:
-        return self._collection(CATALOG_ENTITY, query_rows(self.data.catalog, request.options))
+        entity = self.configuration.catalog_entity
+        return self._collection(entity, query_rows(self.data.catalog, request.options))
 
     def _catalog_item(self, request: Request, *, key: str, **_: str) -> Reply:
         ref = parse_key(key)
         for row in self.data.catalog:
             if row["Ref_Key"] == ref:
                 return self._element(
-                    CATALOG_ENTITY, select_fields(row, request.options.get("$select"))
+                    self.configuration.catalog_entity,
+                    select_fields(row, request.options.get("$select")),
                 )
         raise ODataFailure(404, "9", f"Экземпляр сущности не найден: {ref}")
 
     def _order_list(self, request: Request, **_: str) -> Reply:
-        rows = query_rows(self.orders.values(), request.options, table_parts=(ORDER_LINES,))
-        return self._collection(ORDER_ENTITY, rows)
+        lines = self.configuration.order_lines
+        rows = query_rows(self.orders.values(), request.options, table_parts=(lines,))
+        return self._collection(self.configuration.order_entity, rows)
 
     def _order_item(self, request: Request, *, key: str, **_: str) -> Reply:
         order = self._find_order(key)
+        lines = self.configuration.order_lines
         return self._element(
-            ORDER_ENTITY,
-            select_fields(order, request.options.get("$select"), table_parts=(ORDER_LINES,)),
+            self.configuration.order_entity,
+            select_fields(order, request.options.get("$select"), table_parts=(lines,)),
         )
 
     def _find_order(self, key: str) -> dict[str, Any]:
@@ -755,6 +858,7 @@ class ODataBranchEmulator:
 
     def _order_create(self, request: Request, **_: str) -> Reply:
         document = parse_body(request.body)
+        lines = self.configuration.order_lines
         ref = self.data.new_ref()
         order: dict[str, Any] = {
             "Ref_Key": ref,
@@ -768,15 +872,16 @@ class ODataBranchEmulator:
             "Комментарий": text_property(document, "Комментарий"),
             "СуммаДокумента": number_property(document, "СуммаДокумента"),
             **{name: ref_property(document, name) for name in ORDER_REF_FIELDS},
-            ORDER_LINES: order_lines(document.get(ORDER_LINES, []), ref),
+            lines: order_lines(document.get(lines, []), ref),
         }
         self._next_number += 1
         self.orders[ref] = order
         self.creations[order[ORDER_NUMBER_FIELD]] += 1
 
-        location = self.base_url + quote(f"{ORDER_ENTITY}(guid'{ref}')", safe="()'")
+        entity = self.configuration.order_entity
+        location = self.base_url + quote(f"{entity}(guid'{ref}')", safe="()'")
         return self._element(
-            ORDER_ENTITY, with_links(order), status=201, headers=(("Location", location),)
+            entity, with_links(order, entity), status=201, headers=(("Location", location),)
         )
 
     def _order_patch(self, request: Request, *, key: str, **_: str) -> Reply:
@@ -789,12 +894,13 @@ class ODataBranchEmulator:
 
         document = parse_body(request.body)
         for name, value in document.items():
-            if name == ORDER_LINES:
+            if name == self.configuration.order_lines:
                 order[name] = order_lines(value, order["Ref_Key"])
             elif name in order and name not in ("Ref_Key", "DataVersion", "Number"):
                 order[name] = value
         order["DataVersion"] = self._bump_version(order["Ref_Key"])
-        return self._element(ORDER_ENTITY, with_links(order))
+        entity = self.configuration.order_entity
+        return self._element(entity, with_links(order, entity))
 
     def _order_post(self, request: Request, *, key: str, **_: str) -> Reply:
         order = self._find_order(key)
@@ -818,7 +924,7 @@ class ODataBranchEmulator:
     def _reserve(self, order: dict[str, Any], *, sign: int) -> None:
         """Move posted order quantities into КОтгрузке (to ship) at the main warehouse."""
         warehouse = self.data.warehouses[0]
-        for line in order[ORDER_LINES]:
+        for line in order[self.configuration.order_lines]:
             key = (line["Номенклатура_Key"], line["Характеристика_Key"], warehouse)
             balance = self.data.stock.setdefault(
                 key, {"ВНаличии": Decimal(0), "КОтгрузке": Decimal(0)}
@@ -833,20 +939,37 @@ class ODataBranchEmulator:
         parsed = split_function_arguments(arguments)
         # The emulator keeps no stock history, so Period is only checked for syntax.
         parse_period(parsed.get("Period"))
-        dimensions: tuple[str, ...] = STOCK_DIMENSIONS
+        # Published dimension name -> the internal (УТ 11) one.
+        internal = {name: name for name in STOCK_DIMENSIONS}
+        del internal["Склад"]
+        internal[self.configuration.stock_warehouse] = "Склад"
+        dimensions: tuple[str, ...] = tuple(internal)
         if "Dimensions" in parsed:
             dimensions = tuple(
                 name.strip() for name in unquote_argument(parsed["Dimensions"]).split(",")
             )
-        unknown = [name for name in dimensions if name not in STOCK_DIMENSIONS]
+        unknown = [name for name in dimensions if name not in internal]
         if unknown:
             raise ODataFailure(400, "21", f"Неверное измерение: {unknown[0]}")
 
-        rows = balance_rows(self.data.stock, dimensions)
+        totals = balance_rows(self.data.stock, [internal[name] for name in dimensions])
+        rows = [self._published_balance(row) for row in totals]
         if "Condition" in parsed:
             clauses = parse_condition(parsed["Condition"])
             rows = [row for row in rows if matches(row, clauses)]
-        return self._collection(f"{STOCK_ENTITY}_Balance", query_rows(rows, request.options))
+        entity = f"{self.configuration.stock_entity}_Balance"
+        return self._collection(entity, query_rows(rows, request.options))
+
+    def _published_balance(self, row: Row) -> Row:
+        """Rename an internal balance row to the configuration's dimension and resources."""
+        published: Row = {}
+        warehouse_key = f"{self.configuration.stock_warehouse}_Key"
+        for name, value in row.items():
+            if name.endswith("_Key"):
+                published[warehouse_key if name == "Склад_Key" else name] = value
+        for resource, name in self.configuration.stock_resources:
+            published[f"{name}Balance"] = row[f"{resource}Balance"]
+        return published
 
     def _price_slice_last(self, request: Request, *, arguments: str, **_: str) -> Reply:
         parsed = split_function_arguments(arguments)
@@ -864,7 +987,8 @@ class ODataBranchEmulator:
         if condition:
             clauses = parse_condition(condition)
             rows = [row for row in rows if matches(row, clauses)]
-        return self._collection(f"{PRICE_ENTITY}_SliceLast", query_rows(rows, request.options))
+        entity = f"{self.configuration.price_entity}_SliceLast"
+        return self._collection(entity, query_rows(rows, request.options))
 
 
 # --- Request bodies --------------------------------------------------------------------------
@@ -939,16 +1063,14 @@ def order_lines(rows: object, owner: str) -> list[Row]:
     return lines
 
 
-def with_links(order: Mapping[str, Any]) -> Row:
+def with_links(order: Mapping[str, Any], entity: str) -> Row:
     """Add the `<Name>@navigationLinkUrl` properties 1C writes for filled references."""
     links: Row = {}
     for name in ORDER_REF_FIELDS:
         if order[name] == EMPTY_REF:
             continue
         attribute = name.removesuffix("_Key")
-        links[f"{attribute}@navigationLinkUrl"] = (
-            f"{ORDER_ENTITY}(guid'{order['Ref_Key']}')/{attribute}"
-        )
+        links[f"{attribute}@navigationLinkUrl"] = f"{entity}(guid'{order['Ref_Key']}')/{attribute}"
     return {**order, **links}
 
 

@@ -7,6 +7,7 @@ from connectors.odata.errors import (
     ODataConflictError,
     ODataError,
     ODataNotFoundError,
+    ODataProfileError,
     ODataResponseError,
     ODataTransportError,
 )
@@ -18,6 +19,7 @@ from connectors.odata.models import (
     ProductRow,
     StockRow,
 )
+from connectors.odata.profile import ODataProfile, Role
 
 __all__ = [
     "ODataAccessError",
@@ -26,6 +28,8 @@ __all__ = [
     "ODataConflictError",
     "ODataError",
     "ODataNotFoundError",
+    "ODataProfile",
+    "ODataProfileError",
     "ODataResponseError",
     "ODataTransportError",
     "OrderIn",
@@ -33,5 +37,6 @@ __all__ = [
     "OrderRef",
     "PriceRow",
     "ProductRow",
+    "Role",
     "StockRow",
 ]

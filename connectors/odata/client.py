@@ -20,6 +20,7 @@ import httpx
 import trio
 
 from connectors.odata.errors import (
+    ODataConflictError,
     ODataError,
     error_from_exception,
     error_from_response,
@@ -33,7 +34,6 @@ from connectors.odata.models import (
     PRICE_TYPE_FIELD,
     PRODUCT_FIELD,
     PRODUCT_SELECT,
-    WAREHOUSE_FIELD,
     OrderIn,
     OrderRef,
     PriceRow,
@@ -46,15 +46,18 @@ from connectors.odata.models import (
     dump_json,
     encode_order,
     parse_json,
+    pick_order,
     to_local_text,
 )
+from connectors.odata.profile import ODataProfile, Role, choose_profile, published_names
 from tentorium_hub.logs import get_logger
 from tentorium_hub.metrics import record_exchange
 
 T = TypeVar("T")
 
-# Dimensions of the stock balance: everything else (series, purpose...) is summed up by 1C.
-STOCK_DIMENSIONS = ("Номенклатура", "Характеристика", "Склад")
+# Dimensions of the stock balance besides the warehouse: everything else (series,
+# purpose...) is summed up by 1C.
+STOCK_ITEM_DIMENSIONS = ("Номенклатура", "Характеристика")
 
 # Characters left as they are in 1C resource paths and query values, because they make up
 # the OData v3 literal syntax (`guid'…'`, `Balance(Period=…,Condition=…)`). Everything else
@@ -79,8 +82,10 @@ class ODataConfig:
     order_entity: str = "Document_ЗаказКлиента"
     stock_entity: str = "AccumulationRegister_ТоварыНаСкладах"
     stock_resource: str = "ВНаличииBalance"
+    stock_warehouse_dimension: str = "Склад"
     price_entity: str = "InformationRegister_ЦеныНоменклатуры"
     order_number_field: str = "НомерПоДаннымКлиента"
+    order_lines_field: str = "Товары"
     page_size: int = 1000
     # Back-off before retry n is drawn from [cap/2, cap], cap = min(base * 2**(n-1), max).
     backoff_base_s: float = 0.5
@@ -137,6 +142,10 @@ class ODataClient:
 
     Each public method retries retryable failures up to `config.max_attempts` times with a
     jittered back-off and raises `ODataError` (a `ConnectorError`) when it gives up.
+
+    Entity names come from the config until `use_profile` sets a probed `ODataProfile`.
+    After that, a role the branch does not publish raises `ODataProfileError` before any
+    request goes out.
     """
 
     def __init__(self, config: ODataConfig, *, client: httpx.AsyncClient | None = None) -> None:
@@ -147,10 +156,41 @@ class ODataClient:
         self._timeout = httpx.Timeout(config.timeout_s)
         self._random = random.Random()
         self._log = log.bind(odata_url=config.base_url)
+        self._profile: ODataProfile | None = None
+
+    @property
+    def profile(self) -> ODataProfile | None:
+        return self._profile
+
+    def use_profile(self, profile: ODataProfile | None) -> None:
+        """Take entity and field names from `profile`; None goes back to the config's names."""
+        self._profile = profile
 
     async def aclose(self) -> None:
         if self._owns_client:
             await self._http.aclose()
+
+    async def probe_profile(self, *, retry: bool = True) -> ODataProfile:
+        """Read the service document and choose the entity names this branch publishes.
+
+        This is the one GET without `$select`: the service document only lists entity sets.
+        With `retry=False` exactly one request goes out (a circuit breaker's trial call).
+        The result is returned, not applied; pass it to `use_profile`.
+        """
+
+        async def get() -> object:
+            return await self._send("GET", "", [])
+
+        document = await self._measure(
+            "probe_profile", lambda: self._with_retries(get) if retry else get()
+        )
+        profile = choose_profile(published_names(document))
+        self._log.info(
+            "odata.profile_probed",
+            published=profile.published_count,
+            entities={str(role): choice.entity for role, choice in profile.choices.items()},
+        )
+        return profile
 
     async def fetch_products(self) -> list[ProductRow]:
         """Read the whole goods catalog page by page, ordered by Ref_Key."""
@@ -165,6 +205,14 @@ class ODataClient:
     ) -> list[PriceRow]:
         """Read the latest prices (all price types, or one), as of now or of `at`."""
         return await self._measure("fetch_prices", lambda: self._fetch_prices(price_type_id, at))
+
+    async def fetch_hub_orders_since(self, since: datetime) -> dict[str, OrderRef]:
+        """Read the order documents dated `since` or later that carry a hub number.
+
+        `since` is an aware time; 1C compares it as the branch's local time. Returns one
+        document per hub number (see `pick_order`), read page by page.
+        """
+        return await self._measure("fetch_orders", lambda: self._fetch_hub_orders(since))
 
     async def find_order(self, hub_number: str) -> OrderRef | None:
         """Look up the order document that stores `hub_number`; None when there is none."""
@@ -184,6 +232,7 @@ class ODataClient:
             tz=config.tz,
             number_field=config.order_number_field,
             extra_fields=config.order_extra_fields,
+            lines_field=self._order_lines_field(),
         )
         return await self._measure(
             "create_order",
@@ -192,7 +241,7 @@ class ODataClient:
 
     async def post_document(self, ref_key: str) -> None:
         """Post (проведение) an order document in non-operational mode."""
-        resource = f"{self._config.order_entity}({guid_literal(ref_key)})/Post"
+        resource = f"{self._entity(Role.ORDER)}({guid_literal(ref_key)})/Post"
         params = [("PostingModeOperational", "false")]
         await self._measure(
             "post_document",
@@ -203,48 +252,93 @@ class ODataClient:
 
     async def get_order(self, ref_key: str) -> OrderRef:
         """Read one order document by its Ref_Key."""
-        resource = f"{self._config.order_entity}({guid_literal(ref_key)})"
+        resource = f"{self._entity(Role.ORDER)}({guid_literal(ref_key)})"
         params = [("$select", ",".join(self._order_select()))]
         document = await self._measure(
             "get_order", lambda: self._with_retries(lambda: self._send("GET", resource, params))
         )
         return self._decode_order(document)
 
-    async def _fetch_products(self) -> list[ProductRow]:
-        page_size = self._config.page_size
-        products: dict[str, ProductRow] = {}
-        skip = 0
-        while True:
-            params = [
-                ("$select", ",".join(PRODUCT_SELECT)),
-                ("$orderby", "Ref_Key"),
-                ("$top", str(page_size)),
-                ("$skip", str(skip)),
-            ]
-            page = await self._get_rows(self._config.catalog_entity, params)
-            added = 0
-            for row in page:
-                product = decode_product(row)
-                added += product.ref_key not in products
-                products.setdefault(product.ref_key, product)
+    async def update_order(
+        self, ref_key: str, fields: Mapping[str, object], data_version: str
+    ) -> OrderRef:
+        """Change `fields` of an order document the hub read at `data_version`.
 
-            # A server that ignores $skip would return the same page forever.
-            if len(page) < page_size or added == 0:
-                return list(products.values())
-            skip += len(page)
+        The PATCH carries `If-Match: <DataVersion>`, so 1C rejects it with HTTP 412, raised
+        as `ODataConflictError`, when someone changed the document since. A table part in
+        `fields` must list all its rows, because 1C replaces the whole table part.
+        """
+        if not fields:
+            raise ValueError("update_order needs at least one field to change")
+        resource = f"{self._entity(Role.ORDER)}({guid_literal(ref_key)})"
+        changes = dict(fields)
+        attempts = 0
+
+        async def patch() -> object:
+            nonlocal attempts
+            attempts += 1
+            return await self._patch_once(resource, changes, data_version, repeated=attempts > 1)
+
+        document = await self._measure("update_order", lambda: self._with_retries(patch))
+        if document is None:
+            return await self.get_order(ref_key)
+        return self._decode_order(document)
+
+    # -- entity and field names ---------------------------------------------------------
+
+    def _entity(self, role: Role) -> str:
+        if self._profile is not None:
+            return self._profile.require(role).entity
+        config = self._config
+        defaults = {
+            Role.CATALOG: config.catalog_entity,
+            Role.ORDER: config.order_entity,
+            Role.STOCK: config.stock_entity,
+            Role.PRICE: config.price_entity,
+        }
+        return defaults[role]
+
+    def _order_lines_field(self) -> str:
+        if self._profile is None:
+            return self._config.order_lines_field
+        return self._profile.require(Role.ORDER).lines_field or self._config.order_lines_field
+
+    def _stock_names(self) -> tuple[str, str, str]:
+        """Return the stock register, its warehouse dimension and its quantity field."""
+        config = self._config
+        if self._profile is None:
+            return config.stock_entity, config.stock_warehouse_dimension, config.stock_resource
+        choice = self._profile.require(Role.STOCK)
+        warehouse = choice.warehouse_dimension or config.stock_warehouse_dimension
+        quantity = config.stock_resource
+        if choice.quantity_resource is not None:
+            quantity = f"{choice.quantity_resource}Balance"
+        return choice.entity, warehouse, quantity
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _fetch_products(self) -> list[ProductRow]:
+        params = [("$select", ",".join(PRODUCT_SELECT))]
+        rows = await self._get_pages(self._entity(Role.CATALOG), params)
+        return [decode_product(row) for row in rows]
 
     async def _fetch_stock(self, at: datetime | None) -> list[StockRow]:
         config = self._config
-        arguments = [("Dimensions", "'" + ",".join(STOCK_DIMENSIONS) + "'")]
+        entity, warehouse, quantity = self._stock_names()
+        dimensions = (*STOCK_ITEM_DIMENSIONS, warehouse)
+        arguments = [("Dimensions", "'" + ",".join(dimensions) + "'")]
         if at is not None:
             arguments.insert(0, ("Period", datetime_literal(at, config.tz)))
-        resource = virtual_table(config.stock_entity, "Balance", arguments)
-        select = (PRODUCT_FIELD, CHARACTERISTIC_FIELD, WAREHOUSE_FIELD, config.stock_resource)
+        resource = virtual_table(entity, "Balance", arguments)
+        warehouse_field = f"{warehouse}_Key"
+        select = (PRODUCT_FIELD, CHARACTERISTIC_FIELD, warehouse_field, quantity)
 
         # NOTE: read in one request without $top/$skip, because register rows have no key to
         # order by. A branch is expected to have a few thousand balance rows at most.
         rows = await self._get_rows(resource, [("$select", ",".join(select))])
-        return [decode_stock(row, resource=config.stock_resource) for row in rows]
+        return [
+            decode_stock(row, resource=quantity, warehouse_field=warehouse_field) for row in rows
+        ]
 
     async def _fetch_prices(self, price_type_id: str | None, at: datetime | None) -> list[PriceRow]:
         config = self._config
@@ -256,14 +350,57 @@ class ODataClient:
             condition = f"{PRICE_TYPE_FIELD} eq {guid_literal(price_type_id)}"
             arguments.append(("Condition", f"'{condition}'"))
 
-        resource = virtual_table(config.price_entity, "SliceLast", arguments)
+        resource = virtual_table(self._entity(Role.PRICE), "SliceLast", arguments)
         rows = await self._get_rows(resource, [("$select", ",".join(PRICE_SELECT))])
         return [decode_price(row, tz=config.tz) for row in rows]
+
+    async def _fetch_hub_orders(self, since: datetime) -> dict[str, OrderRef]:
+        number_field = self._config.order_number_field
+        condition = f"Date ge {datetime_literal(since, self._config.tz)} and {number_field} ne ''"
+        params = [("$filter", condition), ("$select", ",".join(self._order_select()))]
+        rows = await self._get_pages(self._entity(Role.ORDER), params)
+
+        by_number: dict[str, list[OrderRef]] = {}
+        for row in rows:
+            order = self._decode_order(row)
+            if order.hub_number:
+                by_number.setdefault(order.hub_number, []).append(order)
+        return {number: pick_order(orders) for number, orders in by_number.items()}
+
+    async def _get_pages(
+        self, resource: str, params: Sequence[tuple[str, str]]
+    ) -> list[Mapping[str, object]]:
+        """GET an entity set page by page, ordered by Ref_Key; rows repeated across pages once.
+
+        NOTE: $skip paging shifts when 1C deletes a row physically between two pages, and
+        one row is then skipped. 1C bases mark rows for deletion rather than delete them,
+        so this is rare, but a skipped catalog row looks like a vanished one.
+        """
+        page_size = self._config.page_size
+        rows: dict[str, Mapping[str, object]] = {}
+        skip = 0
+        while True:
+            paging = [("$orderby", "Ref_Key"), ("$top", str(page_size)), ("$skip", str(skip))]
+            page = await self._get_rows(resource, [*params, *paging])
+            added = 0
+            for row in page:
+                key = row.get("Ref_Key") if isinstance(row, Mapping) else None
+                if not isinstance(row, Mapping) or not isinstance(key, str):
+                    raise invalid_row_error(resource, f"row without a Ref_Key: {row!r}")
+                added += key not in rows
+                rows.setdefault(key, row)
+
+            # A server that ignores $skip would return the same page forever.
+            if len(page) < page_size or added == 0:
+                return list(rows.values())
+            skip += len(page)
+
+    # -- orders -----------------------------------------------------------------------
 
     async def _find_order_once(self, hub_number: str) -> OrderRef | None:
         number_filter = f"{self._config.order_number_field} eq {string_literal(hub_number)}"
         params = [("$filter", number_filter), ("$select", ",".join(self._order_select()))]
-        rows = await self._get_rows(self._config.order_entity, params, retry=False)
+        rows = await self._get_rows(self._entity(Role.ORDER), params, retry=False)
         orders = [self._decode_order(row) for row in rows]
         if not orders:
             return None
@@ -271,9 +408,7 @@ class ODataClient:
         if len(orders) > 1:
             refs = [order.ref_key for order in orders]
             self._log.warning("odata.order_duplicates", hub_number=hub_number, ref_keys=refs)
-        # A document a manager marked for deletion still counts as created, but a live one wins.
-        orders.sort(key=lambda order: (order.deletion_mark, not order.posted, order.number))
-        return orders[0]
+        return pick_order(orders)
 
     async def _find_or_create(self, hub_number: str, body: dict[str, object]) -> OrderRef:
         existing = await self._find_order_once(hub_number)
@@ -281,7 +416,7 @@ class ODataClient:
             self._log.info("odata.order_found", hub_number=hub_number, ref_key=existing.ref_key)
             return existing
 
-        entity = self._config.order_entity
+        entity = self._entity(Role.ORDER)
         document = await self._send("POST", entity, [], body=body, expected=(201,))
         created = self._decode_order(document)
         self._log.info(
@@ -292,6 +427,33 @@ class ODataClient:
         )
         return created
 
+    async def _patch_once(
+        self, resource: str, changes: dict[str, object], data_version: str, *, repeated: bool
+    ) -> object:
+        """Send one conditional PATCH; on a repeat, accept a 412 if the values are already in.
+
+        A repeat follows an attempt whose reply was lost. If 1C applied that attempt, the
+        write changed DataVersion, and the repeat gets 412 although the document already
+        contains the requested values.
+        """
+        # NOTE: the DataVersion goes unquoted. Whether 1C also accepts it quoted, as an HTTP
+        # entity tag, has not been checked on a real base.
+        headers = {"If-Match": data_version}
+        try:
+            return await self._send(
+                "PATCH", resource, [], body=changes, headers=headers, expected=(200, 204)
+            )
+        except ODataConflictError:
+            if not repeated:
+                raise
+            select = dict.fromkeys([*self._order_select(), *changes])
+            current = await self._send("GET", resource, [("$select", ",".join(select))])
+            if isinstance(current, Mapping) and all(
+                current.get(name) == value for name, value in changes.items()
+            ):
+                return current
+            raise
+
     def _order_select(self) -> tuple[str, ...]:
         return (*ORDER_SELECT, self._config.order_number_field)
 
@@ -299,6 +461,8 @@ class ODataClient:
         return decode_order(
             document, tz=self._config.tz, number_field=self._config.order_number_field
         )
+
+    # -- transport --------------------------------------------------------------------
 
     async def _get_rows(
         self, resource: str, params: Sequence[tuple[str, str]], *, retry: bool = True
@@ -321,23 +485,24 @@ class ODataClient:
         params: Sequence[tuple[str, str]],
         *,
         body: object = None,
+        headers: Mapping[str, str] | None = None,
         expected: Collection[int] = (200,),
     ) -> object:
         """Send one request and return the parsed JSON body (None for an empty body)."""
         url = build_url(self._config.base_url, resource, [("$format", "json"), *params])
         operation = f"OData {method} {self._config.base_url}{resource}"
-        headers = {"Accept": "application/json"}
+        request_headers = {"Accept": "application/json", **(headers or {})}
         content = None
         if body is not None:
             content = dump_json(body)
-            headers["Content-Type"] = "application/json; charset=utf-8"
+            request_headers["Content-Type"] = "application/json; charset=utf-8"
 
         try:
             response = await self._http.request(
                 method,
                 url,
                 content=content,
-                headers=headers,
+                headers=request_headers,
                 auth=self._auth,
                 timeout=self._timeout,
             )

@@ -19,12 +19,14 @@ __all__ = [
     "ODataConflictError",
     "ODataError",
     "ODataNotFoundError",
+    "ODataProfileError",
     "ODataResponseError",
     "ODataTransportError",
     "error_from_exception",
     "error_from_response",
     "invalid_json_error",
     "invalid_row_error",
+    "is_not_published",
 ]
 
 # Internal error codes of the 1C:Enterprise 8.3 standard OData interface (platform manual,
@@ -115,6 +117,32 @@ class ODataResponseError(ODataError):
     """A response that is not the JSON the connector expects (HTML page, invalid JSON, bad row)."""
 
 
+class ODataProfileError(ODataError):
+    """The branch publishes none of the hub's candidate entity names for a role it needs.
+
+    `role` is the hub's name for the object (order, stock, ...); `candidates` are the
+    entity names tried, the one to publish first.
+    """
+
+    def __init__(self, message: str, *, role: str, candidates: tuple[str, ...]) -> None:
+        super().__init__(message, retryable=False)
+        self.role = role
+        self.candidates = candidates
+
+
+def is_not_published(error: ODataError) -> bool:
+    """Tell whether 1C rejected the entity set itself (code 8, or 404 without code 9).
+
+    Such a reply usually means the object left the OData composition or the branch's
+    configuration names it differently, so the hub should read the service document again.
+    """
+    if not isinstance(error, ODataNotFoundError):
+        return False
+    return error.code == NOT_PUBLISHED_CODE or (
+        error.status == 404 and error.code != INSTANCE_NOT_FOUND_CODE
+    )
+
+
 def error_from_exception(
     exc: httpx.RequestError, *, operation: str, timeout_s: float
 ) -> ODataError:
@@ -138,31 +166,48 @@ def error_from_response(
 ) -> ODataError | None:
     """Classify a response; return None when it has an expected status and a usable body."""
     status = response.status_code
+    content_type = response.headers.get("content-type", "").lower()
     if status not in expected:
+        # An HTML page with a 2xx status (200 where a POST expects 201) is the web server's
+        # login or maintenance page, not a reply of 1C, so it is classified as one.
+        if status < 300 and looks_like_html(response.content, content_type):
+            return html_page_error(status, operation=operation)
         code, server_message = parse_error_body(response.content)
         return error_from_status(status, code, server_message, operation=operation)
 
     if not response.content:
         return None
 
-    content_type = response.headers.get("content-type", "").lower()
     if "json" in content_type:
         return None
 
-    looks_like_markup = response.content.lstrip()[:1] == b"<" and "xml" not in content_type
-    if "html" in content_type or looks_like_markup:
-        # 1C behind Apache or IIS sends an HTML login or maintenance page with HTTP 200 when the
-        # publication is being updated or the credentials do not fit. Updates end within
-        # minutes, so the call is worth repeating. A page that persists is a configuration
-        # error, and the message names what the admin should check.
-        message = f"{operation} returned an HTML page with HTTP {status} instead of JSON: "
-        return ODataResponseError(message + PUBLICATION_HINT, retryable=True, status=status)
+    if looks_like_html(response.content, content_type):
+        return html_page_error(status, operation=operation)
 
     message = (
         f"{operation} returned content type {content_type!r} instead of JSON; "
         "the server ignored $format=json"
     )
     return ODataResponseError(message, retryable=False, status=status)
+
+
+def looks_like_html(body: bytes, content_type: str) -> bool:
+    """Tell an HTML page by its content type or, without one, by a leading `<`."""
+    if "html" in content_type:
+        return True
+    return body.lstrip()[:1] == b"<" and "xml" not in content_type and "json" not in content_type
+
+
+def html_page_error(status: int, *, operation: str) -> ODataResponseError:
+    """Map an HTML page received instead of JSON.
+
+    1C behind Apache or IIS sends an HTML login or maintenance page with HTTP 200 when the
+    publication is being updated or the credentials do not fit. Updates end within minutes,
+    so the call is worth repeating. A page that persists is a configuration error, and the
+    message names what the admin should check.
+    """
+    message = f"{operation} returned an HTML page with HTTP {status} instead of JSON: "
+    return ODataResponseError(message + PUBLICATION_HINT, retryable=True, status=status)
 
 
 def error_from_status(

@@ -33,6 +33,7 @@ ORDER_STATUS_FIELD = "Статус"
 ORDER_LINES_FIELD = "Товары"
 PRODUCT_SELECT = (
     "Ref_Key",
+    "DataVersion",
     "Code",
     "Description",
     SKU_FIELD,
@@ -65,6 +66,8 @@ class ProductRow:
     deleted: bool
     parent_id: str | None
     is_folder: bool
+    # Opaque version 1C changes on every write of the element; None when 1C sent none.
+    data_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,16 +263,17 @@ def decode_product(row: object) -> ProductRow:
         deleted=reader.flag("DeletionMark"),
         parent_id=reader.ref("Parent_Key"),
         is_folder=reader.flag("IsFolder"),
+        data_version=reader.optional_text("DataVersion"),
     )
 
 
-def decode_stock(row: object, *, resource: str) -> StockRow:
+def decode_stock(row: object, *, resource: str, warehouse_field: str = WAREHOUSE_FIELD) -> StockRow:
     """Decode one row of a stock register's Balance virtual table; `resource` is the quantity."""
     reader = RowReader(row, "stock")
     return StockRow(
         product_id=reader.required_ref(PRODUCT_FIELD),
         characteristic_id=reader.ref(CHARACTERISTIC_FIELD),
-        warehouse_id=reader.required_ref(WAREHOUSE_FIELD),
+        warehouse_id=reader.required_ref(warehouse_field),
         quantity=reader.number(resource),
     )
 
@@ -305,13 +309,28 @@ def decode_order(row: object, *, tz: ZoneInfo, number_field: str) -> OrderRef:
     )
 
 
+def pick_order(orders: list[OrderRef]) -> OrderRef:
+    """Choose among documents that carry the same hub number (a manager copied one).
+
+    A document marked for deletion still counts as created, but a live one wins, then a
+    posted one, then the lowest 1C number.
+    """
+    return min(orders, key=lambda order: (order.deletion_mark, not order.posted, order.number))
+
+
 def encode_order(
-    order: OrderIn, *, tz: ZoneInfo, number_field: str, extra_fields: Mapping[str, object]
+    order: OrderIn,
+    *,
+    tz: ZoneInfo,
+    number_field: str,
+    extra_fields: Mapping[str, object],
+    lines_field: str = ORDER_LINES_FIELD,
 ) -> dict[str, object]:
-    """Build the JSON body that creates a Document_ЗаказКлиента for `order`.
+    """Build the JSON body that creates a customer order document (Document_ЗаказКлиента).
 
     `extra_fields` carries the branch's own references (organisation, warehouse, partner,
     currency...) that 1C needs before it can post the order; hub fields override them.
+    `lines_field` is the goods table part, which configurations name differently.
     """
     lines = [
         {
@@ -331,7 +350,7 @@ def encode_order(
         number_field: order.hub_number,
         "СуммаДокумента": order.total,
         "Комментарий": order_comment(order),
-        ORDER_LINES_FIELD: lines,
+        lines_field: lines,
     }
 
 
