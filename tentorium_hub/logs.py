@@ -8,6 +8,20 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of the call, not at configuration.
+
+    Test runners and embedding programs swap sys.stderr; a logger bound to the old stream
+    would fail with "I/O operation on closed file" once that stream is closed.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog and the standard library root logger once per process."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -28,10 +42,10 @@ def configure_logging(*, level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=_CurrentStderr())
 
 
 def get_logger(name: str, **context: object) -> structlog.typing.FilteringBoundLogger:

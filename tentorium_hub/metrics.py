@@ -74,3 +74,27 @@ def record_branch_failure(branch: str, consecutive: int) -> None:
 
 def record_order_transition(status: str, source: str) -> None:
     ORDER_TRANSITIONS.labels(status, source).inc()
+
+
+BRANCH_CIRCUIT_STATE = Gauge(
+    "hub_branch_circuit_state",
+    "Circuit breaker of the branch's 1C calls: 0 closed, 1 half-open, 2 open",
+    ["branch"],
+)
+BRANCH_CIRCUIT_TRANSITIONS = Counter(
+    "hub_branch_circuit_transitions_total",
+    "Circuit breaker state changes, by the state entered",
+    ["branch", "state"],
+)
+ODATA_PROFILE_PROBES = Counter(
+    "hub_odata_profile_probes_total",
+    "Reads of a branch's OData service document to choose entity names, by result",
+    ["result"],
+)
+
+
+def record_circuit_state(branch: str, state: str, value: int, *, changed: bool) -> None:
+    """Set the branch's circuit gauge; count a transition into `state` when `changed`."""
+    BRANCH_CIRCUIT_STATE.labels(branch).set(value)
+    if changed:
+        BRANCH_CIRCUIT_TRANSITIONS.labels(branch, state).inc()

@@ -7,7 +7,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,3 +74,34 @@ class Settings(BaseSettings):
     @property
     def pictures_dir(self) -> Path:
         return self.data_dir / "pictures"
+
+    # Circuit breaker of each OData branch actor: after `circuit_failure_threshold`
+    # consecutive failed calls the actor stops calling the branch for a jittered period that
+    # starts in [base/2, base] and doubles on each re-opening, up to `circuit_open_max_s`.
+    circuit_failure_threshold: int = Field(
+        default=5,
+        ge=1,
+        le=1_000,
+        description="Consecutive failed calls to a branch's 1C that open its circuit (1 to 1000).",
+    )
+    circuit_open_base_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3_600,
+        description="Seconds a circuit stays open after its first opening (above 0, at most 3600).",
+    )
+    circuit_open_max_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Upper bound in seconds of a circuit's open period (above 0, at most 86400).",
+    )
+
+    @model_validator(mode="after")
+    def _check_circuit(self) -> Settings:
+        if self.circuit_open_max_s < self.circuit_open_base_s:
+            raise ValueError(
+                f"HUB_CIRCUIT_OPEN_MAX_S={self.circuit_open_max_s!r} is below "
+                f"HUB_CIRCUIT_OPEN_BASE_S={self.circuit_open_base_s!r}; set it to at least that"
+            )
+        return self

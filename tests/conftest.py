@@ -90,6 +90,8 @@ def node_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "lease_renew_interval_s": 0.5,
         "retry_base_s": 0.05,
         "retry_max_s": 0.5,
+        "circuit_open_base_s": 0.5,
+        "circuit_open_max_s": 2.0,
         "exchange_step_s": 0.5,
         "log_format": "json",
     }
