@@ -8,30 +8,35 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import trio
 
 from actors.branch import ODataBranchActor
-from actors.messages import Wake
-from connectors.emulator.odata_server import ORDER_NUMBER_FIELD, FaultKind, ODataBranchEmulator
-from tentorium_hub.branches import new_branch
-from tentorium_hub.node import NodeContext, run_node
-from tentorium_hub.settings import Settings
-from tentorium_hub.storage import branches as branches_db
+from connectors.emulator.odata_server import FaultKind, ODataBranchEmulator
+from tentorium_hub.node import NodeContext
 
-from conftest import make_token, node_settings
-from hubtest import wait_until
+from conftest import node_settings
+from hubtest import (
+    DELIVERY_DEADLINE_S,
+    add_odata_branch,
+    branch_view,
+    created_numbers,
+    first_priced_offer,
+    open_api,
+    order_status,
+    outbox_states,
+    place_order,
+    restart_count,
+    start_emulator,
+    start_node,
+    wait_delivered,
+    wait_until,
+)
 
-TIME_ZONE = "Asia/Yekaterinburg"
-# A generous deadline for one delivery on a loaded CI machine, not a performance target.
-DELIVERY_DEADLINE_S = 20.0
 # Circuit breaker settings small enough that an outage opens the circuit within seconds
 # and its open period ends within a second.
 SHORT_CIRCUIT = {
@@ -39,135 +44,14 @@ SHORT_CIRCUIT = {
     "circuit_open_base_s": 0.5,
     "circuit_open_max_s": 1.0,
 }
-_keys = itertools.count()
 
 
 # -- set-up helpers ---------------------------------------------------------------------
 
 
-async def start_emulator(nursery: trio.Nursery, code: str) -> ODataBranchEmulator:
-    emulator = ODataBranchEmulator(branch_code=code, tz=ZoneInfo(TIME_ZONE), products=4, seed=5)
-    await nursery.start(emulator.serve)
-    return emulator
-
-
 @pytest.fixture
 async def emulator(nursery: trio.Nursery) -> ODataBranchEmulator:
     return await start_emulator(nursery, "OD1")
-
-
-async def start_node(nursery: trio.Nursery, settings: Settings) -> NodeContext:
-    ctx: NodeContext = await nursery.start(
-        lambda task_status: run_node(settings, handle_signals=False, task_status=task_status)
-    )
-    return ctx
-
-
-@asynccontextmanager
-async def open_api(ctx: NodeContext) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the API of `ctx` with an admin token."""
-    token = await make_token(ctx, ["admin"])
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{ctx.http_port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ) as client:
-        yield client
-
-
-async def add_odata_branch(ctx: NodeContext, emulator: ODataBranchEmulator) -> str:
-    """Register the emulator as an OData branch and wait until this node runs its actor."""
-    code = emulator.branch_code
-    branch = new_branch(
-        code=code,
-        name=f"Филиал {code}",
-        kind="odata",
-        time_zone=TIME_ZONE,
-        odata_url=emulator.base_url,
-        odata_username="hub",
-        odata_password="secret",
-    )
-    await ctx.db.transaction(branches_db.insert_branch, branch)
-    ctx.registry.tell_nowait("leases", Wake())
-
-    async def actor_running() -> bool:
-        return ctx.branches is not None and f"branch:{code}" in ctx.branches.child_names()
-
-    await wait_until(actor_running, timeout_s=10)
-    return code
-
-
-async def first_priced_offer(api: httpx.AsyncClient, branch: str) -> str:
-    """Wait until the branch's first poll imported its catalog, then return a priced offer id."""
-    offers: list[str] = []
-
-    async def catalog_imported() -> bool:
-        page = (await api.get("/api/v1/products", params={"branch": branch})).json()
-        variants = (v for p in page.get("items", []) for v in p["variants"])
-        offers[:] = [v["offer_id"] for v in variants if v["price"] is not None]
-        return bool(offers)
-
-    await wait_until(catalog_imported, timeout_s=DELIVERY_DEADLINE_S, interval_s=0.2)
-    return offers[0]
-
-
-async def place_order(api: httpx.AsyncClient, branch: str, offer: str) -> str:
-    """Place an order of one offer through the API and return its hub number."""
-    body = {
-        "branch": branch,
-        "customer": {"id": "D100200", "name": "Иванова Анна"},
-        "lines": [{"offer_id": offer, "quantity": 1}],
-    }
-    headers = {"Idempotency-Key": f"resilience-{next(_keys)}"}
-    response = await api.post("/api/v1/orders", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["number"])
-
-
-async def order_status(api: httpx.AsyncClient, number: str) -> str:
-    return str((await api.get(f"/api/v1/orders/{number}")).json()["status"])
-
-
-async def wait_settled(api: httpx.AsyncClient, numbers: list[str]) -> dict[str, str]:
-    """Wait until no order is still "accepted", then return the status of each order."""
-    statuses: dict[str, str] = {}
-
-    async def all_settled() -> bool:
-        statuses.update({n: await order_status(api, n) for n in numbers})
-        return "accepted" not in statuses.values()
-
-    await wait_until(all_settled, timeout_s=DELIVERY_DEADLINE_S, interval_s=0.2)
-    return statuses
-
-
-async def wait_delivered(api: httpx.AsyncClient, numbers: list[str]) -> None:
-    statuses = await wait_settled(api, numbers)
-    # A posted document with a 1C number moves the order on to "confirmed" at once.
-    assert set(statuses.values()) <= {"delivered", "confirmed"}, statuses
-
-
-async def outbox_states(ctx: NodeContext, branch: str) -> list[str]:
-    rows = await ctx.db.run(
-        lambda conn: conn.fetch(
-            "SELECT state FROM outbox WHERE branch_code = $1 ORDER BY id", branch
-        )
-    )
-    return [r["state"] for r in rows]
-
-
-async def branch_view(api: httpx.AsyncClient, branch: str) -> dict[str, Any]:
-    items = (await api.get("/api/v1/branches")).json()["items"]
-    return next(item for item in items if item["code"] == branch)
-
-
-def created_numbers(emulator: ODataBranchEmulator) -> list[str]:
-    """Hub numbers of the order documents 1C holds, in the order 1C created them."""
-    return [document[ORDER_NUMBER_FIELD] for document in emulator.orders.values()]
-
-
-def restart_count(ctx: NodeContext, branch: str) -> int:
-    assert ctx.branches is not None
-    return ctx.branches.restart_count(f"branch:{branch}")
 
 
 # -- a 1C that is down ------------------------------------------------------------------
