@@ -54,7 +54,7 @@ class ImportResult:
 
 
 def _json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, default=_encode)
+    return _ENCODER.encode(payload)
 
 
 def _encode(value: object) -> object:
@@ -63,6 +63,11 @@ def _encode(value: object) -> object:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"cannot encode {type(value).__name__} in a staged row")
+
+
+# json.dumps with non-default options builds a new encoder per call; a big import stages
+# hundreds of thousands of rows, so one encoder is kept.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_encode)
 
 
 def stage_rows_for(item: model.CatalogItem) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -184,8 +189,7 @@ async def import_items(
     result = ImportResult()
     batcher = _Batcher(iter(items), job_id, result)
     try:
-        while (batch := await trio.to_thread.run_sync(batcher.next_batch)) is not None:
-            await db.run(catalog_db.stage_rows, batch)
+        await _stage_all(db, batcher)
         counts, applied, unknown = await db.transaction(
             _merge, branch, job_id, result.only_changes, batcher.documents
         )
@@ -203,6 +207,28 @@ async def import_items(
     for item, value in counts.items():
         metrics.IMPORTED_ITEMS.labels(branch, item).inc(value)
     return result
+
+
+async def _stage_all(db: Database, batcher: _Batcher) -> None:
+    """Parse batch k+1 in the worker thread while batch k is COPYed to the database."""
+    send, receive = trio.open_memory_channel[list[catalog_db.StageRow]](1)
+
+    async def produce() -> None:
+        async with send:
+            while (batch := await trio.to_thread.run_sync(batcher.next_batch)) is not None:
+                await send.send(batch)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            async with receive:
+                async for batch in receive:
+                    await db.run(catalog_db.stage_rows, batch)
+    except BaseExceptionGroup as group:
+        # Callers catch CommerceMLError and StorageError by type: pass a lone error on bare.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 async def _merge(
