@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import structlog
 import trio
@@ -27,8 +24,8 @@ from tentorium_hub.node import NodeContext, run_node
 from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import notifications as notifications_db
 
-from conftest import make_token, node_settings
-from hubtest import wait_until
+from conftest import node_settings
+from hubtest import first_priced_offer, open_api, wait_until
 
 TIME_ZONE = "Asia/Novosibirsk"
 # A generous bound for one delivery or one notification on a loaded machine.
@@ -181,7 +178,7 @@ async def reject_one_order(ctx: NodeContext, nursery: trio.Nursery) -> str:
     emulator.faults.inject(FaultKind.ODATA_ERROR, method="POST", status=403, code="20")
 
     async with open_api(ctx) as api:
-        offer = await _first_priced_offer(api, "NTF")
+        offer = await first_priced_offer(api, "NTF")
         body = {
             "branch": "NTF",
             "customer": {"id": "D300400", "name": "Сидорова Мария"},
@@ -191,31 +188,6 @@ async def reject_one_order(ctx: NodeContext, nursery: trio.Nursery) -> str:
         response = await api.post("/api/v1/orders", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return str(response.json()["number"])
-
-
-@asynccontextmanager
-async def open_api(ctx: NodeContext) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the API of `ctx` with an admin token."""
-    token = await make_token(ctx, ["admin"])
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{ctx.http_port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ) as client:
-        yield client
-
-
-async def _first_priced_offer(api: httpx.AsyncClient, branch: str) -> str:
-    offers: list[str] = []
-
-    async def catalog_imported() -> bool:
-        page = (await api.get("/api/v1/products", params={"branch": branch})).json()
-        variants = (v for p in page.get("items", []) for v in p["variants"])
-        offers[:] = [v["offer_id"] for v in variants if v["price"] is not None]
-        return bool(offers)
-
-    await wait_until(catalog_imported, timeout_s=DEADLINE_S, interval_s=0.2)
-    return offers[0]
 
 
 # -- webhook channel --------------------------------------------------------------------
