@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import datetime
 
 import trio
 
@@ -51,6 +52,7 @@ class LeaseKeeper(Actor):
         self._node_id = node_id
         self._branches = branches
         self._paused: dict[str, bool] = {}
+        self._versions: dict[str, datetime] = {}  # code -> updated_at the actor started with
         self._start_failures: dict[str, tuple[int, float]] = {}  # code -> (count, retry at)
         self._lock = trio.Lock()
 
@@ -133,8 +135,18 @@ class LeaseKeeper(Actor):
         self.log.info("lease.acquired", branch=branch.code, kind=branch.kind)
 
     async def _forward_controls(self, codes: list[str]) -> None:
-        """Pass pause, resume and resync set from the CLI (in the database) to the actors."""
-        for code, paused, resync in await self._db.run(branches_db.take_branch_controls, codes):
+        """Pass pause, resume and resync set from the CLI (in the database) to the actors,
+        and restart an actor whose branch settings changed (a new OData URL, say)."""
+        controls = await self._db.run(branches_db.take_branch_controls, codes)
+        supervisor = self._branches()
+        for code, paused, resync, updated_at in controls:
+            known = self._versions.setdefault(code, updated_at)
+            if known != updated_at and f"branch:{code}" in supervisor.child_names():
+                self._versions[code] = updated_at
+                await supervisor.stop_child(f"branch:{code}")
+                await self._start_branch(supervisor, code)
+                self.log.info("branch.reconfigured", branch=code)
+                continue
             if self._paused.get(code, paused) != paused:
                 self._registry.tell_nowait(
                     f"branch:{code}", BranchControl("pause" if paused else "resume")

@@ -201,6 +201,39 @@ def build_openapi() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/availability": {
+            "get": {
+                "summary": "Stock of offers in a branch, in total and per warehouse",
+                "security": bearer,
+                "parameters": [
+                    {
+                        "name": "branch",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "offer",
+                        "in": "query",
+                        "required": True,
+                        "description": "offer_id from /products; repeat for up to 500 offers",
+                        "schema": {"type": "array", "items": {"type": "string"}, "maxItems": 500},
+                        "explode": True,
+                    },
+                ],
+                "responses": {"200": _json("Quantities"), **_problem_responses(401, 404, 422, 503)},
+            }
+        },
+        "/pictures/{code}/{path}": {
+            "get": {
+                "summary": "A product picture 1C uploaded (import_files/...); no token needed",
+                "parameters": [
+                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "The image"}, **_problem_responses(404)},
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json("Alive")}}},
         "/readyz": {
             "get": {

@@ -9,17 +9,19 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import pydantic
 import trio
 
 from tentorium_hub import __version__
 from tentorium_hub.branches import new_branch
 from tentorium_hub.domain.secrets import hash_token, new_token
-from tentorium_hub.errors import HubError
+from tentorium_hub.errors import ConflictError, HubError
 from tentorium_hub.exchange import ExchangeService
 from tentorium_hub.logs import configure_logging
 from tentorium_hub.node import open_storage, run_node
 from tentorium_hub.settings import Settings
 from tentorium_hub.storage import branches as branches_db
+from tentorium_hub.storage import stop_embedded
 from tentorium_hub.storage import tokens as tokens_db
 
 TOKEN_SCOPES = ("shop", "admin")
@@ -43,9 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[_COMMON], help="run a hub node (actors, HTTP API, 1C exchange)"
     )
     run.add_argument("--host", help="HTTP bind address (default 127.0.0.1; env HUB_HTTP_HOST)")
-    run.add_argument("--port", type=int, help="HTTP port (default 8080; 0 picks a free one)")
+    run.add_argument(
+        "--port", type=int, help="HTTP port (default 8080; 0 picks a free one; env HUB_HTTP_PORT)"
+    )
 
     sub.add_parser("migrate", parents=[_COMMON], help="apply database migrations and exit")
+    sub.add_parser(
+        "stop-database",
+        parents=[_COMMON],
+        help="stop the embedded PostgreSQL of the data folder (it outlives hub commands)",
+    )
 
     _add_demo_parser(sub)
     _add_branch_parsers(sub)
@@ -102,7 +111,9 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--kind", required=True, choices=("commerceml", "odata"))
     add.add_argument(
-        "--time-zone", default="Europe/Moscow", help="IANA zone of the branch's 1C server"
+        "--time-zone",
+        default="Europe/Moscow",
+        help="IANA zone of the branch's 1C server (default Europe/Moscow)",
     )
     add.add_argument("--currency", default="RUB")
     add.add_argument("--login", help="CommerceML: the login 1C sends")
@@ -166,8 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
-    except ValueError as exc:
-        print(f"error: invalid setting: {exc}", file=sys.stderr)
+    except pydantic.ValidationError as exc:
+        for detail in exc.errors():
+            name = "HUB_" + "_".join(str(part) for part in detail["loc"]).upper()
+            name = "DATABASE_URL" if name == "HUB_DATABASE_URL" else name
+            value = detail.get("input")
+            print(f"error: {name}={value!r} is invalid: {detail['msg']}", file=sys.stderr)
         return 2
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:
@@ -209,6 +224,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             timeout_s=args.timeout,
         )
         return await run_demo(settings, options)
+    if args.command == "stop-database":
+        stopped = await trio.to_thread.run_sync(stop_embedded, settings.data_dir)
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+        return 0
     async with open_storage(settings) as db:
         if args.command == "migrate":
             print("database schema is up to date")
@@ -269,7 +288,13 @@ async def _branches(db, args: argparse.Namespace) -> int:
         odata_username=args.odata_user,
         odata_password=odata_password,
     )
-    await db.transaction(branches_db.insert_branch, branch)
+    try:
+        await db.transaction(branches_db.insert_branch, branch)
+    except ConflictError:
+        raise HubError(
+            f"branch {branch.code!r} or exchange login {branch.exchange_login!r} already "
+            "exists; choose another code or login (a removed branch keeps its code)"
+        ) from None
     print(f"branch {branch.code} added ({branch.kind})")
     return 0
 

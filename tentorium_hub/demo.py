@@ -166,7 +166,10 @@ def _exchange_order(path: Path) -> tuple[str, int, str]:
 async def _start_odata_emulators(run: DemoRun, nursery: trio.Nursery) -> None:
     for index in range(run.options.branches):
         kind = "commerceml" if index % 2 == 0 else "odata"
-        code = f"DEMO-{'CML' if kind == 'commerceml' else 'OD'}-{index + 1:02d}"
+        # Sample files and the generated catalog come from different 1C bases, so each
+        # gets its own branches; a re-run of the same kind reuses them.
+        prefix = "SMPL" if run.options.commerceml_dir is not None else "DEMO"
+        code = f"{prefix}-{'CML' if kind == 'commerceml' else 'OD'}-{index + 1:02d}"
         branch = DemoBranch(code, kind, TIME_ZONES[index % len(TIME_ZONES)])
         if kind == "odata":
             branch.odata = ODataBranchEmulator(
@@ -355,6 +358,7 @@ async def _wait_for_confirmation(ctx: NodeContext, run: DemoRun, base: str) -> N
     """Run the CommerceML sale exchanges until every order is confirmed, or time out."""
     deadline = trio.current_time() + run.options.timeout_s
     numbers = list(run.placed)
+    confirmed, shown = 0, -1
     while trio.current_time() < deadline:
         for branch in run.branches:
             if branch.client is not None and branch.placed:
@@ -364,12 +368,19 @@ async def _wait_for_confirmation(ctx: NodeContext, run: DemoRun, base: str) -> N
                     run.errors.append(f"{branch.code}: sale exchange failed: {exc}")
                     return
         confirmed = await ctx.db.run(_count_confirmed, numbers)
-        _progress(f"orders confirmed by 1C: {confirmed}/{len(numbers)}")
+        if confirmed != shown:
+            _progress(f"orders confirmed by 1C: {confirmed}/{len(numbers)}")
+            shown = confirmed
         if confirmed >= len(numbers):
             break
         await trio.sleep(0.5)
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    if confirmed < len(numbers):
+        run.errors.append(
+            f"timed out after {run.options.timeout_s:.0f} s: "
+            f"{len(numbers) - confirmed} of {len(numbers)} orders not confirmed by 1C"
+        )
 
 
 async def _count_confirmed(conn: Any, numbers: list[str]) -> int:

@@ -121,8 +121,8 @@ async def request_resync(conn: asyncpg.Connection, code: str) -> None:
 
 async def take_branch_controls(
     conn: asyncpg.Connection, codes: list[str]
-) -> list[tuple[str, bool, bool]]:
-    """(code, paused, resync requested) of `codes`, clearing the resync requests read.
+) -> list[tuple[str, bool, bool, datetime]]:
+    """(code, paused, resync requested, updated_at) of `codes`, clearing the resync requests.
 
     Only rows with a pending request are updated, so the periodic call writes nothing
     in the common case.
@@ -134,8 +134,10 @@ async def take_branch_controls(
         codes,
     )
     requested = {r["code"] for r in resync}
-    rows = await conn.fetch("SELECT code, paused FROM branches WHERE code = ANY($1::text[])", codes)
-    return [(r["code"], r["paused"], r["code"] in requested) for r in rows]
+    rows = await conn.fetch(
+        "SELECT code, paused, updated_at FROM branches WHERE code = ANY($1::text[])", codes
+    )
+    return [(r["code"], r["paused"], r["code"] in requested, r["updated_at"]) for r in rows]
 
 
 async def record_success(conn: asyncpg.Connection, code: str) -> datetime:
