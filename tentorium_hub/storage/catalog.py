@@ -45,6 +45,11 @@ async def merge_import(
     conn: asyncpg.Connection, branch: str, job_id: int, *, only_changes: bool
 ) -> dict[str, int]:
     """Merge the staged rows of `job_id` into the live catalog; call inside a transaction."""
+    # Statistics lag behind a big import: after autovacuum saw a near-empty table, the
+    # planner chose a nested-loop anti join for the deactivation and compared 50,000 staged
+    # rows with 50,000 products (minutes, measured in loadtests/bench_latency.py). Every
+    # statement here is a bulk set operation, so hash and merge joins are always right.
+    await conn.execute("SET LOCAL enable_nestloop = off")
     counts: dict[str, int] = {}
     counts["groups"] = await _merge_simple(
         conn,
