@@ -477,9 +477,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         report["postgresql"] = server_version(server_url)
         url = trio.run(prepare_database, server_url, origin, args.branches)
         try:
-            with (args.work_dir / "hub.log").open("w") as log_file:
-                with contextlib.redirect_stderr(log_file):
-                    configure_logging(level=args.log_level, fmt="json")
+            # The hub's loggers write to whatever sys.stderr is at each call, so the
+            # redirect covers the whole run, not only the configuration.
+            log_path = args.work_dir / "hub.log"
+            with log_path.open("w") as log_file, contextlib.redirect_stderr(log_file):
+                configure_logging(level=args.log_level, fmt="json")
                 report.update(trio.run(run_hub, url, args, process.pid))
         finally:
             trio.run(drop_bench_database, server_url, DATABASE)
