@@ -67,7 +67,7 @@ class CommerceMLBranchActor(Actor):
         self.branch = branch
 
     async def handle(self, message: object) -> None:
-        # Orders wait in the outbox until the branch's 1C asks for them (mode=query).
+        # Orders wait in the outbox until the branch's 1C requests them (mode=query).
         return None
 
 

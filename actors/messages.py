@@ -21,7 +21,7 @@ class OrderAccepted:
 
 @dataclass(frozen=True)
 class StatusChanged:
-    """An order's status changed; notify whoever subscribed."""
+    """An order's status changed; the notification actor sends the queued events."""
 
     order_number: str
     status: str

@@ -1,4 +1,4 @@
-"""JSON for API answers: Decimal money as exact strings, datetimes as ISO 8601 UTC."""
+"""JSON for API responses: Decimal money as exact strings, datetimes as ISO 8601 UTC."""
 
 from __future__ import annotations
 

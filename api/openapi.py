@@ -23,6 +23,10 @@ def _problem_responses(*codes: int) -> dict[str, Any]:
     }
 
 
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "description": description,
@@ -114,9 +118,7 @@ def build_openapi() -> dict[str, Any]:
             "get": {
                 "summary": "An order with status and status history, by id or number",
                 "security": bearer,
-                "parameters": [
-                    {"name": "order", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [_path_param("order")],
                 "responses": {"200": _json("The order"), **_problem_responses(401, 404)},
             }
         },
@@ -144,9 +146,7 @@ def build_openapi() -> dict[str, Any]:
             "delete": {
                 "summary": "Deactivate a branch (admin); its orders stay",
                 "security": bearer,
-                "parameters": [
-                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [_path_param("code")],
                 "responses": {
                     "204": {"description": "Deactivated"},
                     **_problem_responses(401, 403, 404),
@@ -158,7 +158,7 @@ def build_openapi() -> dict[str, Any]:
                 "summary": "pause, resume or resync a branch (admin)",
                 "security": bearer,
                 "parameters": [
-                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _path_param("code"),
                     {
                         "name": "action",
                         "in": "path",
@@ -173,9 +173,7 @@ def build_openapi() -> dict[str, Any]:
             "get": {
                 "summary": "The last exchanges of a branch",
                 "security": bearer,
-                "parameters": [
-                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [_path_param("code")],
                 "responses": {"200": _json("Exchanges"), **_problem_responses(401, 404)},
             }
         },
@@ -228,8 +226,8 @@ def build_openapi() -> dict[str, Any]:
             "get": {
                 "summary": "A product picture 1C uploaded (import_files/...); no token needed",
                 "parameters": [
-                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _path_param("code"),
+                    _path_param("path"),
                 ],
                 "responses": {"200": {"description": "The image"}, **_problem_responses(404)},
             }

@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _hub_error(exc: BaseException) -> HubError | None:
-    """The HubError inside `exc`, unwrapping the groups trio nurseries raise."""
+    """Return the HubError inside `exc`, unwrapping the groups trio nurseries raise."""
     if isinstance(exc, HubError):
         return exc
     if isinstance(exc, BaseExceptionGroup):

@@ -1,9 +1,9 @@
 """`tentorium-hub demo`: the hub end to end with emulated 1C branches on loopback.
 
 It starts the database (embedded unless DATABASE_URL is set), a hub node, OData branch
-emulators and CommerceML 1C clients; exchanges a catalog through `/1c/exchange`; places
-orders through the HTTP API; waits until every order is confirmed by its 1C; and prints
-and writes a summary. The exit code is non-zero when an order was lost or duplicated.
+emulators and CommerceML 1C clients. It exchanges a catalog through `/1c/exchange`, places
+orders through the HTTP API and waits until every order is confirmed by its 1C. Then it
+prints and writes a summary. The exit code is non-zero when an order was lost or duplicated.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ async def run_demo(settings: Settings, options: DemoOptions) -> int:
 
 
 def _catalog_files(directory: Path | None, scratch: Path) -> list[Path]:
-    """The files every CommerceML branch exchanges, classifier and goods first."""
+    """List the files every CommerceML branch exchanges, classifier and goods first."""
     if directory is None:
         return write_catalog(scratch / "generated", products=300, seed=7)
     if not directory.is_dir():
@@ -358,7 +358,7 @@ async def _wait_for_confirmation(ctx: NodeContext, run: DemoRun, base: str) -> N
     """Run the CommerceML sale exchanges until every order is confirmed, or time out."""
     deadline = trio.current_time() + run.options.timeout_s
     numbers = list(run.placed)
-    confirmed, shown = 0, -1
+    confirmed, last_printed = 0, -1
     while trio.current_time() < deadline:
         for branch in run.branches:
             if branch.client is not None and branch.placed:
@@ -368,9 +368,9 @@ async def _wait_for_confirmation(ctx: NodeContext, run: DemoRun, base: str) -> N
                     run.errors.append(f"{branch.code}: sale exchange failed: {exc}")
                     return
         confirmed = await ctx.db.run(_count_confirmed, numbers)
-        if confirmed != shown:
+        if confirmed != last_printed:
             _progress(f"orders confirmed by 1C: {confirmed}/{len(numbers)}")
-            shown = confirmed
+            last_printed = confirmed
         if confirmed >= len(numbers):
             break
         await trio.sleep(0.5)

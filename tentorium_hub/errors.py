@@ -23,7 +23,7 @@ class ConfigError(HubError):
 
 
 class ValidationError(HubError):
-    """Input that breaks a rule; `field` names the offending value for API answers."""
+    """Input that breaks a rule; `field` names the offending value in API responses."""
 
     def __init__(
         self,

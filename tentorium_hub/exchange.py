@@ -106,7 +106,7 @@ class ExchangeService:
                 await self.clean_up()
 
     async def clean_up(self) -> None:
-        """Drop expired sessions and the upload folders nobody has touched for the TTL."""
+        """Drop expired sessions and the upload folders left untouched for the TTL."""
         ttl = self._settings.exchange_session_ttl_s
         try:
             expired = await self._db.run(exchange_db.expire_sessions, ttl)
@@ -303,7 +303,7 @@ class ExchangeService:
         return Reply("failure", (job.message,))
 
     async def _unpack_archives(self, session: Session, lang: str) -> Reply | None:
-        """Unpack uploaded zips on the first `import`, replying progress so 1C asks again."""
+        """Unpack uploaded zips on the first `import`, replying progress so 1C repeats it."""
         folder = self.session_dir(session)
         zips = [p for p in folder.glob("*") if p.is_file() and archive.is_zip(p)]
         if not zips:
@@ -350,7 +350,7 @@ class ExchangeService:
         job = _Job()
         self._jobs[job_id] = job
         if not created and stored.get("state") in ("success", "failure"):
-            # 1C repeated `import` after we answered it, perhaps after a restart.
+            # 1C repeated `import` after the hub replied to it, perhaps after a restart.
             job.state, job.message = stored["state"], stored["message"] or ""
             job.done.set()
             return job_id, job

@@ -32,7 +32,7 @@ log = get_logger("importer")
 
 @dataclass
 class ImportResult:
-    """What one file changed; `offer_errors` lists offers rejected with their reasons."""
+    """Changes one file made; `offer_errors` lists the offers rejected, with reasons."""
 
     counts: dict[str, int] = field(default_factory=dict)
     offer_errors: list[model.OfferError] = field(default_factory=list)

@@ -44,7 +44,7 @@ HttpFront = Callable[..., Awaitable[None]]
 
 @dataclass
 class NodeContext:
-    """What the HTTP front and the CLI need from a running node."""
+    """State of a running node that the HTTP front and the CLI use."""
 
     settings: Settings
     db: Database
@@ -96,7 +96,7 @@ def load_http_front() -> HttpFront:
 
 
 def build_tree(ctx: NodeContext) -> Supervisor:
-    """The supervision tree: order, stock and notification actors, branches, leases."""
+    """Build the supervision tree: order, stock and notification actors, branches, leases."""
     db, settings, registry = ctx.db, ctx.settings, ctx.registry
 
     def branches_factory() -> Supervisor:
@@ -132,7 +132,7 @@ async def run_node(
     handle_signals: bool = True,
     task_status: trio.TaskStatus[NodeContext] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a hub node until cancelled or until SIGINT/SIGTERM asks for a graceful stop."""
+    """Run a hub node until cancelled, or until SIGINT/SIGTERM requests a graceful stop."""
     async with open_storage(settings) as db:
         orphaned = await db.run(exchange_db.fail_orphaned_jobs, settings.node_id)
         await db.run(catalog_db.clear_abandoned_stages)

@@ -22,7 +22,7 @@ def backoff_s(
 
 
 def spread_offset_s(key: str, interval_s: float) -> float:
-    """A stable offset in [0, interval) for `key`, so many pollers do not fire together."""
+    """Return a stable offset in [0, interval) for `key`, so pollers do not fire together."""
     # FNV-1a: stable across processes, unlike hash() with its per-process salt.
     value = 0x811C9DC5
     for byte in key.encode():

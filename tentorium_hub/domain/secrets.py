@@ -37,7 +37,7 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def new_token() -> str:
-    """A fresh API bearer token (shown once, stored only as its hash)."""
+    """Create an API bearer token; it is shown once and stored only as its hash."""
     return "th_" + secrets.token_urlsafe(32)
 
 

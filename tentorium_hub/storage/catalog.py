@@ -131,7 +131,7 @@ async def _merge_products(conn: asyncpg.Connection, branch: str, job_id: int) ->
 
 
 async def _deactivate_missing(conn: asyncpg.Connection, branch: str, job_id: int) -> int:
-    """A full snapshot lists every product; the ones it leaves out are hidden, not deleted."""
+    """Hide the products a full snapshot leaves out; they are never deleted."""
     status = await conn.execute(
         """UPDATE products p SET deleted = true, updated_at = now()
             WHERE p.branch_code = $2 AND NOT p.deleted
@@ -210,7 +210,7 @@ async def _merge_stock(conn: asyncpg.Connection, branch: str, job_id: int) -> in
 async def resolve_price_type(
     conn: asyncpg.Connection, branch: str, configured: str | None
 ) -> str | None:
-    """The Ид of the branch's selling price type.
+    """Return the Ид of the branch's selling price type.
 
     A configured value matches an Ид or a name (case-insensitive). Without one, the first
     price type that has prices wins, skipping types whose name marks an old price.
@@ -239,7 +239,7 @@ async def resolve_price_type(
 async def resolve_old_price_type(
     conn: asyncpg.Connection, branch: str, configured: str | None
 ) -> str | None:
-    """The Ид of the strikethrough price type: configured, or one named like "Старая цена"."""
+    """Return the Ид of the strikethrough price type: configured, or named like "Старая цена"."""
     if configured:
         return await resolve_price_type(conn, branch, configured)
     return await conn.fetchval(
@@ -252,7 +252,7 @@ async def resolve_old_price_type(
 async def list_products(
     conn: asyncpg.Connection, branch: str, *, after_id: int, limit: int
 ) -> list[dict[str, Any]]:
-    """A page of active products with price, old price, currency, stock and variants."""
+    """Return a page of active products with price, old price, currency, stock and variants."""
     row = await conn.fetchrow(
         "SELECT price_type, old_price_type, currency FROM branches WHERE code = $1", branch
     )
