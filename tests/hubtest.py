@@ -125,14 +125,16 @@ async def start_node(nursery: trio.Nursery, settings: Settings) -> NodeContext:
 
 
 @asynccontextmanager
-async def open_api(ctx: NodeContext) -> AsyncIterator[httpx.AsyncClient]:
+async def open_api(
+    ctx: NodeContext, *, timeout_s: float = 30.0
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the API of `ctx` with an admin token."""
     token = new_token()
     await ctx.db.run(tokens_db.insert_token, "test", hash_token(token), ["admin"])
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{ctx.http_port}",
         headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
+        timeout=timeout_s,
     ) as client:
         yield client
 
@@ -159,7 +161,9 @@ async def add_odata_branch(ctx: NodeContext, emulator: ODataBranchEmulator) -> s
     return code
 
 
-async def first_priced_offer(api: httpx.AsyncClient, branch: str) -> str:
+async def first_priced_offer(
+    api: httpx.AsyncClient, branch: str, *, timeout_s: float = DELIVERY_DEADLINE_S
+) -> str:
     """Wait until the branch's first poll imported its catalog, then return a priced offer id."""
     offers: list[str] = []
 
@@ -169,7 +173,7 @@ async def first_priced_offer(api: httpx.AsyncClient, branch: str) -> str:
         offers[:] = [v["offer_id"] for v in variants if v["price"] is not None]
         return bool(offers)
 
-    await wait_until(catalog_imported, timeout_s=DELIVERY_DEADLINE_S, interval_s=0.2)
+    await wait_until(catalog_imported, timeout_s=timeout_s, interval_s=0.2)
     return offers[0]
 
 

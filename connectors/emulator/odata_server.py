@@ -641,6 +641,7 @@ class ODataBranchEmulator:
     State visible to tests:
     - `orders`: order documents by Ref_Key, in 1C JSON shape;
     - `creations`: documents created per hub order number (a value above 1 is a duplicate);
+    - `created_at`: when, on trio's clock, the first document of each hub number was made;
     - `posted`: Ref_Keys of posted orders;
     - `requests`: requests received per entity set ("" is the service document), counted
       before faults apply, so a request answered by a fault counts too;
@@ -675,6 +676,7 @@ class ODataBranchEmulator:
         self.base_url = ""
         self.orders: dict[str, dict[str, Any]] = {}
         self.creations: collections.Counter[str] = collections.Counter()
+        self.created_at: dict[str, float] = {}
         self.posted: set[str] = set()
         self.faults = FaultPlan()
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
@@ -877,6 +879,7 @@ class ODataBranchEmulator:
         self._next_number += 1
         self.orders[ref] = order
         self.creations[order[ORDER_NUMBER_FIELD]] += 1
+        self.created_at.setdefault(order[ORDER_NUMBER_FIELD], trio.current_time())
 
         entity = self.configuration.order_entity
         location = self.base_url + quote(f"{entity}(guid'{ref}')", safe="()'")
