@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from api.schemas import BranchCreate, OrderCreate
+from api.schemas import BranchCreate, BranchUpdate, OrderCreate
 from tentorium_hub import __version__
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -37,7 +37,7 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 @cache
 def build_openapi() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(OrderCreate, "validation"), (BranchCreate, "validation")],
+        [(OrderCreate, "validation"), (BranchCreate, "validation"), (BranchUpdate, "validation")],
         ref_template="#/components/schemas/{model}",
     )
     schemas = defs.get("$defs", {})
@@ -143,6 +143,23 @@ def build_openapi() -> dict[str, Any]:
             },
         },
         "/api/v1/branches/{code}": {
+            "patch": {
+                "summary": "Change a branch's settings, e.g. its order export profile (admin)",
+                "security": bearer,
+                "parameters": [_path_param("code")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/BranchUpdate"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("The branch's settings, without secrets"),
+                    **_problem_responses(401, 403, 404, 422),
+                },
+            },
             "delete": {
                 "summary": "Deactivate a branch (admin); its orders stay",
                 "security": bearer,
@@ -151,7 +168,7 @@ def build_openapi() -> dict[str, Any]:
                     "204": {"description": "Deactivated"},
                     **_problem_responses(401, 403, 404),
                 },
-            }
+            },
         },
         "/api/v1/branches/{code}/{action}": {
             "post": {

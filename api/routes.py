@@ -20,9 +20,9 @@ from api.encoding import json_response
 from api.messages import pick_language
 from api.openapi import build_openapi
 from api.problems import problem
-from api.schemas import BranchCreate, OrderCreate
+from api.schemas import BranchCreate, BranchUpdate, OrderCreate
 from connectors.commerceml.paths import sanitize_filename
-from tentorium_hub.branches import new_branch
+from tentorium_hub.branches import change_branch, new_branch
 from tentorium_hub.domain.orders import request_fingerprint
 from tentorium_hub.errors import CommerceMLError, ConflictError, MailboxFull
 from tentorium_hub.logs import get_logger
@@ -30,6 +30,7 @@ from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import catalog as catalog_db
 from tentorium_hub.storage import exchange as exchange_db
 from tentorium_hub.storage import orders as orders_db
+from tentorium_hub.storage.branches import Branch
 
 api_blueprint = Blueprint("api", __name__)
 log = get_logger("api")
@@ -239,6 +240,29 @@ async def create_branch() -> Response:
     hub().registry.tell_nowait("leases", Wake())
     log.info("branch.created", branch=branch.code, kind=branch.kind)
     return json_response({"code": branch.code, "kind": branch.kind}, status=201)
+
+
+@api_blueprint.patch("/api/v1/branches/<code>")
+@require("admin")
+async def update_branch(code: str) -> Response:
+    body, error = await _read_json()
+    if error is not None:
+        return error
+    try:
+        data = BranchUpdate.model_validate(body)
+    except pydantic.ValidationError as exc:
+        return _validation_problem(exc)
+    changes = data.model_dump(exclude_unset=True)
+    branch = await change_branch(hub().db, code, changes)
+    # The lease keeper restarts the branch's actor when its row changes.
+    hub().registry.tell_nowait("leases", Wake())
+    log.info("branch.updated", branch=code, fields=sorted(changes))
+    return json_response(_branch_settings(branch))
+
+
+def _branch_settings(branch: Branch) -> dict[str, Any]:
+    hidden = {"exchange_password_hash", "odata_password"}
+    return {name: getattr(branch, name) for name in Branch.__slots__ if name not in hidden}
 
 
 @api_blueprint.delete("/api/v1/branches/<code>")

@@ -66,6 +66,45 @@ class BranchCreate(BaseModel):
         default="2.05", description="CommerceML version of the order documents sent to 1C"
     )
     export_encoding: Literal["utf-8", "windows-1251"] = "utf-8"
+    export_style: Literal["requisites", "elements"] | None = Field(
+        default=None,
+        description="How order flags are written: 'elements' (2.09+) adds ПометкаУдаления as "
+        "an element; default: 'elements' for 2.09, 2.10 and 3.1, else 'requisites'",
+    )
+    export_delivery: Literal["line", "requisite"] = Field(
+        default="line",
+        description="Delivery as a service line, or as the requisite Стоимость доставки",
+    )
+    export_delivery_id: str = Field(
+        default="ORDER_DELIVERY",
+        min_length=1,
+        max_length=100,
+        description="Ид of the delivery line; the 1C service item the branch maps delivery to",
+    )
+    export_discounts: Literal["lines", "document"] = Field(
+        default="lines",
+        description="Discounts on each line, or one discount on the whole document",
+    )
     odata_url: str | None = None
     odata_username: str | None = None
     odata_password: str | None = None
+
+
+class BranchUpdate(BaseModel):
+    """Settings an editor may change on an existing branch; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    time_zone: str | None = None
+    zip_enabled: bool | None = None
+    file_limit_bytes: int | None = Field(default=None, ge=1024, le=1 << 30)
+    price_type: str | None = None
+    old_price_type: str | None = None
+    deactivate_missing: bool | None = None
+    export_schema_version: str | None = None
+    export_encoding: Literal["utf-8", "windows-1251"] | None = None
+    export_style: Literal["requisites", "elements"] | None = None
+    export_delivery: Literal["line", "requisite"] | None = None
+    export_delivery_id: str | None = Field(default=None, min_length=1, max_length=100)
+    export_discounts: Literal["lines", "document"] | None = None

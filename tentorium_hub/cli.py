@@ -13,7 +13,7 @@ import pydantic
 import trio
 
 from tentorium_hub import __version__
-from tentorium_hub.branches import new_branch
+from tentorium_hub.branches import change_branch, new_branch
 from tentorium_hub.domain.secrets import hash_token, new_token
 from tentorium_hub.errors import ConflictError, HubError
 from tentorium_hub.exchange import ExchangeService
@@ -134,17 +134,7 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not hide goods that a full catalog snapshot leaves out",
     )
-    add.add_argument(
-        "--export-version",
-        default="2.05",
-        help="CommerceML version of the order documents 1C receives (default 2.05)",
-    )
-    add.add_argument(
-        "--export-encoding",
-        default="utf-8",
-        choices=("utf-8", "windows-1251"),
-        help="encoding of the order documents 1C receives (default utf-8)",
-    )
+    _add_export_arguments(add, defaults=True)
     add.add_argument("--odata-url", help="OData: .../odata/standard.odata/")
     add.add_argument("--odata-user")
     add.add_argument("--odata-password-env", help="OData: read the password from this variable")
@@ -160,6 +150,55 @@ def _add_branch_parsers(sub: argparse._SubParsersAction) -> None:
         "remove", parents=[_COMMON], help="deactivate a branch (orders and history stay)"
     )
     remove.add_argument("--code", required=True)
+    update = branches.add_parser(
+        "update",
+        parents=[_COMMON],
+        help="change a branch's order export profile; options left out stay as they are",
+    )
+    update.add_argument("--code", required=True)
+    _add_export_arguments(update, defaults=False)
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """Add the options of the order export profile; `update` gives no defaults."""
+
+    def default(value: str) -> str | None:
+        return value if defaults else None
+
+    parser.add_argument(
+        "--export-version",
+        default=default("2.05"),
+        help="CommerceML version of the order documents 1C receives (default 2.05)",
+    )
+    parser.add_argument(
+        "--export-encoding",
+        default=default("utf-8"),
+        choices=("utf-8", "windows-1251"),
+        help="encoding of the order documents 1C receives (default utf-8)",
+    )
+    parser.add_argument(
+        "--export-style",
+        choices=("requisites", "elements"),
+        help="order flags as requisites only, or also as elements (2.09+); "
+        "default: elements for 2.09, 2.10 and 3.1",
+    )
+    parser.add_argument(
+        "--export-delivery",
+        default=default("line"),
+        choices=("line", "requisite"),
+        help="delivery as a service line or as the requisite Стоимость доставки (default line)",
+    )
+    parser.add_argument(
+        "--export-delivery-id",
+        default=default("ORDER_DELIVERY"),
+        help="Ид of the delivery line, e.g. the 1C service item's Ид (default ORDER_DELIVERY)",
+    )
+    parser.add_argument(
+        "--export-discounts",
+        default=default("lines"),
+        choices=("lines", "document"),
+        help="discounts on each line or on the whole document (default lines)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -263,6 +302,8 @@ async def _branches(db, args: argparse.Namespace) -> int:
         await db.run(branches_db.deactivate_branch, args.code)
         print(f"branch {args.code} deactivated")
         return 0
+    if args.action == "update":
+        return await _update_branch(db, args)
     password = None
     if args.kind == "commerceml":
         password = _secret(args.password_env, f"exchange password for {args.login}: ")
@@ -284,6 +325,10 @@ async def _branches(db, args: argparse.Namespace) -> int:
         deactivate_missing=not args.keep_missing,
         export_schema_version=args.export_version,
         export_encoding=args.export_encoding,
+        export_style=args.export_style,
+        export_delivery=args.export_delivery,
+        export_delivery_id=args.export_delivery_id,
+        export_discounts=args.export_discounts,
         odata_url=args.odata_url,
         odata_username=args.odata_user,
         odata_password=odata_password,
@@ -296,6 +341,29 @@ async def _branches(db, args: argparse.Namespace) -> int:
             "exists; choose another code or login (a removed branch keeps its code)"
         ) from None
     print(f"branch {branch.code} added ({branch.kind})")
+    return 0
+
+
+async def _update_branch(db, args: argparse.Namespace) -> int:
+    options = {
+        "export_schema_version": args.export_version,
+        "export_encoding": args.export_encoding,
+        "export_style": args.export_style,
+        "export_delivery": args.export_delivery,
+        "export_delivery_id": args.export_delivery_id,
+        "export_discounts": args.export_discounts,
+    }
+    changes = {name: value for name, value in options.items() if value is not None}
+    if not changes:
+        raise HubError("nothing to change; give at least one --export-... option")
+
+    branch = await change_branch(db, args.code, changes)
+    print(
+        f"branch {branch.code}: export {branch.export_schema_version} {branch.export_encoding}, "
+        f"style={branch.export_style} delivery={branch.export_delivery} "
+        f"({branch.export_delivery_id}) discounts={branch.export_discounts}; "
+        "its node restarts the branch to use it"
+    )
     return 0
 
 

@@ -487,8 +487,7 @@ class ExchangeService:
         body = writer.render_orders(
             [to_writer_order(e) for e in exports],
             tz=session.tz,
-            schema_version=branch.export_schema_version,
-            encoding=branch.export_encoding,
+            profile=export_profile(branch),
         )
         seconds = time.monotonic() - started
         await self._db.run(
@@ -523,6 +522,18 @@ class ExchangeService:
         )
         log.info("exchange.success", branch=session.branch.code, orders=count)
         return Reply("success", (f"Подтверждено заказов: {count}",))
+
+
+def export_profile(branch: Branch) -> writer.ExportProfile:
+    """Return the branch's settings for the order documents its 1C reads."""
+    return writer.ExportProfile(
+        schema_version=branch.export_schema_version,
+        encoding=branch.export_encoding,
+        style=branch.export_style,  # type: ignore[arg-type]
+        delivery=branch.export_delivery,  # type: ignore[arg-type]
+        delivery_item_id=branch.export_delivery_id,
+        discounts=branch.export_discounts,  # type: ignore[arg-type]
+    )
 
 
 def to_writer_order(export: ExportOrder) -> writer.ExportOrder:

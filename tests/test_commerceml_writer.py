@@ -21,6 +21,7 @@ from connectors.commerceml.parser import iter_document
 from connectors.commerceml.writer import (
     Customer,
     ExportOrder,
+    ExportProfile,
     render_orders,
     render_status_updates,
 )
@@ -93,8 +94,9 @@ def _requisites(elem: etree._Element) -> dict[str, str]:
     }
 
 
-def _render(*orders: ExportOrder, **kwargs: str) -> bytes:
-    return render_orders(list(orders), tz=NOVOSIBIRSK, generated_at=GENERATED, **kwargs)
+def _render(*orders: ExportOrder, **profile: str) -> bytes:
+    chosen = ExportProfile(**profile)  # type: ignore[arg-type]
+    return render_orders(list(orders), tz=NOVOSIBIRSK, generated_at=GENERATED, profile=chosen)
 
 
 def _read_back(data: bytes) -> list[OrderDocument]:
@@ -281,6 +283,91 @@ def test_render_orders_reads_back(encoding: str) -> None:
     assert [line.name for line in parsed.lines] == [TEA.name, GIFT.name, "Доставка заказа"]
     assert [line.amount for line in parsed.lines] == [TEA.amount, GIFT.amount, Decimal("350.00")]
     assert sum(line.amount for line in parsed.lines) == parsed.total
+
+
+# --------------------------------------------------------------------------------------
+# render_orders with a branch's export profile
+
+DISCOUNTED_TEA = replace(TEA, amount=Decimal("679.80"), discount=Decimal(20))
+DISCOUNTED = replace(ORDER, lines=(DISCOUNTED_TEA,), total=Decimal("1029.80"))
+
+
+def _document(order: ExportOrder, **profile: str) -> etree._Element:
+    root = _xml(_render(order, **profile))
+    return (_find_all(root, "Документ") or _find_all(root, "Контейнер/Документ"))[0]
+
+
+def test_profile_elements_style_marks_deletion() -> None:
+    document = _document(ORDER, style="elements", schema_version="2.10")
+    assert _text(document, "ПометкаУдаления") == "false"
+
+
+def test_profile_requisites_style_has_no_element() -> None:
+    assert _find_all(_document(ORDER), "ПометкаУдаления") == []
+
+
+def test_profile_31_wraps_each_order_in_container() -> None:
+    root = _xml(_render(ORDER, replace(ORDER, site_id="100235"), schema_version="3.1"))
+    assert [_local(child) for child in root] == ["Контейнер", "Контейнер"]
+    assert [_text(c, "Документ/Ид") for c in root] == ["100234", "100235"]
+
+
+def test_profile_31_reads_back() -> None:
+    (parsed,) = _read_back(_render(ORDER, schema_version="3.1", style="elements"))
+    assert parsed.site_id == "100234"
+    assert parsed.total == ORDER.total
+
+
+def test_profile_delivery_item_id() -> None:
+    lines = _find_all(_document(ORDER, delivery_item_id="svc-42"), "Товары/Товар")
+    assert [_text(line, "Ид") for line in lines] == ["p1#c1", "p1#c1", "svc-42"]
+
+
+def test_profile_delivery_as_requisite() -> None:
+    document = _document(ORDER, delivery="requisite")
+    lines = _find_all(document, "Товары/Товар")
+    assert [_text(line, "Ид") for line in lines] == ["p1#c1", "p1#c1"]
+    assert _requisites(document)["Стоимость доставки"] == "350.00"
+    assert _text(document, "Сумма") == "1049.80"
+
+
+def test_profile_delivery_requisite_total_checked() -> None:
+    with pytest.raises(ValueError, match=r"sum to 1049\.80, but the total is 699\.80"):
+        _render(replace(ORDER, total=Decimal("699.80")), delivery="requisite")
+
+
+def test_profile_line_discounts_sum_to_total() -> None:
+    document = _document(DISCOUNTED)
+    amounts = [Decimal(_text(line, "Сумма") or "") for line in _find_all(document, "Товары/Товар")]
+    assert sum(amounts) == DISCOUNTED.total
+    assert _find_all(document, "Скидки") == []
+    assert _text(document, "Товары/Товар/Скидки/Скидка/Сумма") == "20"
+
+
+def test_profile_document_discount() -> None:
+    document = _document(DISCOUNTED, discounts="document")
+    lines = _find_all(document, "Товары/Товар")
+    amounts = [Decimal(_text(line, "Сумма") or "") for line in lines]
+    discount = Decimal(_text(document, "Скидки/Скидка/Сумма") or "")
+    assert amounts == [Decimal("699.80"), Decimal("350.00")]
+    assert _find_all(document, "Товары/Товар/Скидки") == []
+    assert discount == Decimal(20)
+    assert _text(document, "Скидки/Скидка/УчтеноВСумме") == "true"
+    assert sum(amounts) - discount == DISCOUNTED.total
+
+
+def test_profile_document_discount_total_checked() -> None:
+    with pytest.raises(ValueError, match=r"lines, delivery and the order discount sum to 1029\.80"):
+        _render(replace(DISCOUNTED, total=Decimal("1049.80")), discounts="document")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("style", "xml"), ("delivery", "free"), ("discounts", "none"), ("delivery_item_id", " ")],
+)
+def test_profile_invalid_value_raises(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        ExportProfile(**{field: value})  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------

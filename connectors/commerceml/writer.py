@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Literal
@@ -21,6 +21,7 @@ from .model import DELIVERY_LINE_ID, OrderDocument, OrderLine
 __all__ = [
     "Customer",
     "ExportOrder",
+    "ExportProfile",
     "render_orders",
     "render_status_updates",
 ]
@@ -29,6 +30,9 @@ _ORDER_OPERATION = "Заказ товара"
 _SELLER_ROLE = "Продавец"
 _BUYER_ROLE = "Покупатель"
 _DELIVERY_NAME = "Доставка заказа"
+_DELIVERY_COST = "Стоимость доставки"
+_LINE_DISCOUNT_NAME = "Скидка на товар"
+_ORDER_DISCOUNT_NAME = "Скидка на заказ"
 _GOODS_TYPE = "Товар"
 _SERVICE_TYPE = "Услуга"
 
@@ -43,6 +47,47 @@ _PIECE_SHORT_NAME = "шт"
 _DECLARED_ENCODINGS = {"utf-8": "UTF-8", "cp1251": "windows-1251"}
 
 Dialect = Literal["requisites", "elements"]
+DeliveryStyle = Literal["line", "requisite"]
+DiscountStyle = Literal["lines", "document"]
+
+
+@dataclass(frozen=True)
+class ExportProfile:
+    """How one branch's 1C wants its site orders written (its exchange settings).
+
+    - `style`: "requisites" writes flags as ЗначенияРеквизитов only; "elements" (2.09+) also
+      writes ПометкаУдаления as an element of Документ, as the 1C-Bitrix module reads it.
+      With a 3.x `schema_version` each Документ is wrapped in a Контейнер in either style.
+    - `delivery`: "line" adds a Услуга line with Ид `delivery_item_id`, which is
+      ORDER_DELIVERY or the Ид of the 1C service item the branch maps delivery to.
+      "requisite" writes the cost as the requisite Стоимость доставки, and only the
+      document Сумма includes it.
+    - `discounts`: "lines" writes a Скидки element on each discounted line, whose Сумма
+      already has it taken off; "document" writes lines at full price and one Скидки
+      element on the document, for 1C bases that book only order-level discounts.
+    """
+
+    schema_version: str = "2.05"
+    encoding: str = "utf-8"
+    style: Dialect = "requisites"
+    delivery: DeliveryStyle = "line"
+    delivery_item_id: str = DELIVERY_LINE_ID
+    discounts: DiscountStyle = "lines"
+
+    def __post_init__(self) -> None:
+        if self.style not in ("requisites", "elements"):
+            raise ValueError(f"invalid style {self.style!r}: expected 'requisites' or 'elements'")
+        if self.delivery not in ("line", "requisite"):
+            raise ValueError(f"invalid delivery {self.delivery!r}: expected 'line' or 'requisite'")
+        if self.discounts not in ("lines", "document"):
+            raise ValueError(
+                f"invalid discounts {self.discounts!r}: expected 'lines' or 'document'"
+            )
+        if not self.delivery_item_id.strip():
+            raise ValueError("delivery_item_id is empty: give the Ид of the delivery service")
+
+
+DEFAULT_PROFILE = ExportProfile()
 
 
 @dataclass(frozen=True)
@@ -82,23 +127,24 @@ def render_orders(
     orders: Sequence[ExportOrder],
     *,
     tz: tzinfo,
-    schema_version: str = "2.05",
-    encoding: str = "utf-8",
+    profile: ExportProfile = DEFAULT_PROFILE,
     generated_at: datetime | None = None,
 ) -> bytes:
     """Render the `mode=query` response: one Документ "Заказ товара" per order.
 
     Dates are written in the branch's local time (`tz`). A positive `delivery_cost` becomes
-    an extra ORDER_DELIVERY line of type Услуга. Lines are written one Товар each, in order,
-    so a free gift and a paid line of the same product stay apart. An empty `orders` gives
-    the root element only. `generated_at` (default: now) fills ДатаФормирования.
-    Raises ValueError when the line amounts plus delivery do not sum exactly to the total,
-    when ORDER_DELIVERY is both a line and a `delivery_cost`, or when a datetime is naive.
+    a Услуга line or a requisite, and discounts go on the lines or the document, as
+    `profile` says. Lines are written one Товар each, in order, so a free gift and a paid
+    line of the same product stay apart. An empty `orders` gives the root element only.
+    `generated_at` (default: now) fills ДатаФормирования.
+    Raises ValueError when the written amounts do not sum exactly to the total, when
+    delivery is both a line and a `delivery_cost`, or when a datetime is naive.
     """
-    root = _root(schema_version, generated_at, tz)
+    root = _root(profile.schema_version, generated_at, tz)
+    wrap = profile.schema_version.startswith("3")
     for order in orders:
-        root.append(_order_element(root, order, tz))
-    return _serialize(root, encoding)
+        _append_document(root, _order_element(root, order, tz, profile), wrap=wrap)
+    return _serialize(root, profile.encoding)
 
 
 def render_status_updates(
@@ -128,12 +174,7 @@ def render_status_updates(
     root = _root(schema_version, generated_at, tz)
     wrap = dialect == "elements" and schema_version.startswith("3")
     for update in updates:
-        document = _status_element(root, update, tz, dialect)
-        if wrap:
-            container = _sub(root, "Контейнер")
-            container.append(document)
-        else:
-            root.append(document)
+        _append_document(root, _status_element(root, update, tz, dialect), wrap=wrap)
     return _serialize(root, encoding)
 
 
@@ -141,12 +182,19 @@ def render_status_updates(
 # Site orders (mode=query)
 
 
-def _order_element(root: etree._Element, order: ExportOrder, tz: tzinfo) -> etree._Element:
-    lines = _lines_with_delivery(order)
-    _check_total(order, lines)
+def _order_element(
+    root: etree._Element, order: ExportOrder, tz: tzinfo, profile: ExportProfile
+) -> etree._Element:
+    lines = _lines_with_delivery(order, profile)
+    if profile.discounts == "document":
+        lines = tuple(_at_full_price(line) for line in lines)
+    order_discount = sum((line.discount for line in order.lines), Decimal(0))
+    _check_total(order, lines, profile, order_discount)
 
     document = _new(root, "Документ")
     _sub(document, "Ид", order.site_id)
+    if profile.style == "elements":
+        _sub(document, "ПометкаУдаления", "false")
     _sub(document, "Номер", order.number)
     _write_date_and_time(document, order.created_at, tz)
     _sub(document, "ХозОперация", _ORDER_OPERATION)
@@ -157,28 +205,31 @@ def _order_element(root: etree._Element, order: ExportOrder, tz: tzinfo) -> etre
     _customer_element(document, order.customer)
     if order.comment:
         _sub(document, "Комментарий", order.comment)
+    if profile.discounts == "document" and order_discount:
+        _discount_element(document, _ORDER_DISCOUNT_NAME, order_discount)
 
     goods = _sub(document, "Товары")
     for line in lines:
         _line_element(goods, line)
 
-    _requisites_element(document, _order_requisites(order, tz))
+    _requisites_element(document, _order_requisites(order, tz, profile))
     return document
 
 
-def _lines_with_delivery(order: ExportOrder) -> tuple[OrderLine, ...]:
+def _lines_with_delivery(order: ExportOrder, profile: ExportProfile) -> tuple[OrderLine, ...]:
     if order.delivery_cost < 0:
         raise ValueError(f"order {order.site_id!r}: negative delivery cost {order.delivery_cost}")
-    if order.delivery_cost == 0:
+    if order.delivery_cost == 0 or profile.delivery == "requisite":
         return order.lines
-    if any(line.external_id == DELIVERY_LINE_ID for line in order.lines):
+    delivery_ids = {DELIVERY_LINE_ID, profile.delivery_item_id}
+    if any(line.external_id in delivery_ids for line in order.lines):
         raise ValueError(
-            f"order {order.site_id!r}: delivery given both as a {DELIVERY_LINE_ID} line "
-            "and as delivery_cost"
+            f"order {order.site_id!r}: delivery given both as a {profile.delivery_item_id} "
+            "line and as delivery_cost"
         )
 
     delivery = OrderLine(
-        external_id=DELIVERY_LINE_ID,
+        external_id=profile.delivery_item_id,
         name=_DELIVERY_NAME,
         quantity=Decimal(1),
         price=order.delivery_cost,
@@ -188,12 +239,29 @@ def _lines_with_delivery(order: ExportOrder) -> tuple[OrderLine, ...]:
     return (*order.lines, delivery)
 
 
-def _check_total(order: ExportOrder, lines: tuple[OrderLine, ...]) -> None:
-    line_sum = sum((line.amount for line in lines), Decimal(0))
-    if line_sum != order.total:
+def _at_full_price(line: OrderLine) -> OrderLine:
+    """Move a line's discount back into its Сумма, for a profile with document discounts."""
+    if not line.discount:
+        return line
+    return replace(line, amount=line.amount + line.discount, discount=Decimal(0))
+
+
+def _check_total(
+    order: ExportOrder,
+    lines: tuple[OrderLine, ...],
+    profile: ExportProfile,
+    order_discount: Decimal,
+) -> None:
+    written = sum((line.amount for line in lines), Decimal(0))
+    what = "lines and delivery"
+    if profile.delivery == "requisite":
+        written += order.delivery_cost
+    if profile.discounts == "document":
+        written -= order_discount
+        what = "lines, delivery and the order discount"
+    if written != order.total:
         raise ValueError(
-            f"order {order.site_id!r}: lines and delivery sum to {line_sum}, "
-            f"but the total is {order.total}"
+            f"order {order.site_id!r}: {what} sum to {written}, but the total is {order.total}"
         )
 
 
@@ -234,17 +302,23 @@ def _line_element(goods: etree._Element, line: OrderLine) -> None:
     _sub(item, "Сумма", _decimal(line.amount))
 
     if line.discount:
-        # The line amount already has the discount taken off, hence УчтеноВСумме = true.
-        discount = _sub(_sub(item, "Скидки"), "Скидка")
-        _sub(discount, "Наименование", "Скидка на товар")
-        _sub(discount, "Сумма", _decimal(line.discount))
-        _sub(discount, "УчтеноВСумме", "true")
+        _discount_element(item, _LINE_DISCOUNT_NAME, line.discount)
 
     kind = _SERVICE_TYPE if line.is_service else _GOODS_TYPE
     _requisites_element(item, [("ВидНоменклатуры", kind), ("ТипНоменклатуры", kind)])
 
 
-def _order_requisites(order: ExportOrder, tz: tzinfo) -> list[tuple[str, str]]:
+def _discount_element(parent: etree._Element, name: str, amount: Decimal) -> None:
+    # The Сумма next to it already has the discount taken off, hence УчтеноВСумме = true.
+    discount = _sub(_sub(parent, "Скидки"), "Скидка")
+    _sub(discount, "Наименование", name)
+    _sub(discount, "Сумма", _decimal(amount))
+    _sub(discount, "УчтеноВСумме", "true")
+
+
+def _order_requisites(
+    order: ExportOrder, tz: tzinfo, profile: ExportProfile
+) -> list[tuple[str, str]]:
     standard = {
         "Заказ оплачен": "false",
         "Доставка разрешена": "false",
@@ -253,6 +327,8 @@ def _order_requisites(order: ExportOrder, tz: tzinfo) -> list[tuple[str, str]]:
         "Статус заказа": order.status_text,
         "Дата изменения статуса": _local(order.created_at, tz).strftime("%Y-%m-%d %H:%M:%S"),
     }
+    if profile.delivery == "requisite" and order.delivery_cost:
+        standard[_DELIVERY_COST] = _decimal(order.delivery_cost)
     merged = {**standard, **order.requisites}
     return list(merged.items())
 
@@ -362,6 +438,14 @@ def _sub(parent: etree._Element, name: str, text: str | None = None) -> etree._E
     if text is not None:
         child.text = text
     return child
+
+
+def _append_document(root: etree._Element, document: etree._Element, *, wrap: bool) -> None:
+    """Add `document` to `root`, inside its own Контейнер when `wrap` (CommerceML 3.x)."""
+    if wrap:
+        _sub(root, "Контейнер").append(document)
+    else:
+        root.append(document)
 
 
 def _requisites_element(parent: etree._Element, pairs: Iterable[tuple[str, str]]) -> None:

@@ -29,6 +29,10 @@ class Branch:
     deactivate_missing: bool
     export_schema_version: str
     export_encoding: str
+    export_style: str
+    export_delivery: str
+    export_delivery_id: str
+    export_discounts: str
     odata_url: str | None
     odata_username: str | None
     odata_password: str | None
@@ -62,6 +66,23 @@ async def upsert_branch(conn: asyncpg.Connection, branch: Branch) -> None:
     await conn.execute(
         "INSERT INTO branch_health (branch_code) VALUES ($1) ON CONFLICT DO NOTHING", branch.code
     )
+
+
+async def update_branch(conn: asyncpg.Connection, branch: Branch) -> None:
+    """Overwrite the settings of an active branch; its node restarts the actor to use them."""
+    names = [n for n in Branch.__slots__ if n not in ("code", "kind", "active", "paused")]
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    status = await conn.execute(
+        f"UPDATE branches SET {assignments}, updated_at = now() WHERE code = $1 AND active",
+        branch.code,
+        *(getattr(branch, name) for name in names),
+    )
+    if status.endswith(" 0"):
+        raise NotFoundError(
+            f"branch {branch.code!r} not found",
+            code="branch_not_found",
+            params={"branch": branch.code},
+        )
 
 
 async def get_branch(conn: asyncpg.Connection, code: str) -> Branch:
