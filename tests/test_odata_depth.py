@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -30,7 +30,7 @@ from connectors.emulator.odata_server import (
     FaultKind,
     ODataBranchEmulator,
 )
-from connectors.odata import ODataClient, ODataConfig, ODataConflictError, OrderIn, OrderLineIn
+from connectors.odata import ODataClient, ODataConfig, ODataConflictError
 from connectors.odata.changes import CatalogTracker, OfferState, orders_watermark
 from connectors.odata.errors import ODataProfileError, ODataResponseError
 from connectors.odata.models import PriceRow, ProductRow, StockRow
@@ -42,15 +42,32 @@ from tentorium_hub.storage import Database
 from tentorium_hub.storage import branches as branches_db
 
 from conftest import node_settings
-from hubtest import wait_until
+from hubtest import (
+    add_odata_branch,
+    first_priced_offer,
+    order_status,
+    place_order,
+    start_emulator,
+    wait_until,
+)
+from odata_helpers import (
+    PASSWORD,
+    TIME_ZONE,
+    TZ,
+    USERNAME,
+    open_client,
+    sample_order,
+    serve_emulator,
+)
 
-TZ = ZoneInfo("Asia/Novosibirsk")  # UTC+7, no daylight saving time
-TIME_ZONE = "Asia/Novosibirsk"
 PRODUCT_A = "b837edfc-c36d-11e6-aede-5404a6b4b8ed"
 PRODUCT_B = "68c21ae9-cd73-11e6-aede-5404a6b4b8ed"
 WAREHOUSE = "3aa3cd58-c109-11e6-a7a6-5404a6b4b8ed"
 PRICE_TYPE = "f8c956eb-cdad-11e6-aede-5404a6b4b8ed"
 DEADLINE_S = 20.0  # a bound for slow CI machines, not a measurement
+# Values of the hub_branch_circuit_state gauge.
+CIRCUIT_CLOSED = 0
+CIRCUIT_OPEN = 2
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -69,20 +86,6 @@ def stock(product_id: str, quantity: str) -> StockRow:
     return StockRow(product_id, None, WAREHOUSE, Decimal(quantity))
 
 
-def config_for(emulator: ODataBranchEmulator, **overrides: Any) -> ODataConfig:
-    settings: dict[str, Any] = {
-        "base_url": emulator.base_url,
-        "username": "hub",
-        "password": "secret",
-        "tz": TZ,
-        "timeout_s": 2.0,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.05,
-    }
-    settings.update(overrides)
-    return ODataConfig(**settings)
-
-
 async def serve(
     nursery: trio.Nursery,
     code: str = "dp1",
@@ -93,29 +96,28 @@ async def serve(
     options: dict[str, Any] = {"hidden": hidden}
     if configuration is not None:
         options["configuration"] = configuration
-    emulator = ODataBranchEmulator(branch_code=code, tz=TZ, products=6, seed=3, **options)
-    await nursery.start(emulator.serve)
-    return emulator
+    return await serve_emulator(nursery, code, products=6, seed=3, **options)
 
 
-async def probed_client(emulator: ODataBranchEmulator, **overrides: Any) -> ODataClient:
-    client = ODataClient(config_for(emulator, **overrides))
-    client.use_profile(await client.probe_profile())
-    return client
+@asynccontextmanager
+async def open_probed_client(
+    emulator: ODataBranchEmulator, **overrides: Any
+) -> AsyncIterator[ODataClient]:
+    """Open a client whose entity names come from the emulator's service document."""
+    async with open_client(emulator, **overrides) as client:
+        client.use_profile(await client.probe_profile())
+        yield client
 
 
-def sample_order(emulator: ODataBranchEmulator, number: str, created_at: datetime) -> OrderIn:
-    goods = [row for row in emulator.data.catalog if not row["IsFolder"]]
-    line = OrderLineIn(goods[0]["Ref_Key"], None, Decimal(2), Decimal("100.00"), Decimal("200.00"))
-    return OrderIn(
-        hub_number=number,
-        created_at=created_at,
-        currency="RUB",
-        total=Decimal("200.00"),
-        customer_name="Ольга Петрова",
-        comment=None,
-        lines=(line,),
-    )
+@pytest.fixture
+async def emulator(nursery: trio.Nursery) -> ODataBranchEmulator:
+    return await serve(nursery)
+
+
+@pytest.fixture
+async def client(emulator: ODataBranchEmulator) -> AsyncIterator[ODataClient]:
+    async with open_probed_client(emulator) as probed:
+        yield probed
 
 
 # --- catalog tracker ---------------------------------------------------------------------
@@ -315,22 +317,20 @@ async def test_probe_profile_picks_published_name(
 ) -> None:
     emulator = await serve(nursery, configuration=configuration)
 
-    client = await probed_client(emulator)
-    await client.aclose()
+    async with open_probed_client(emulator) as client:
+        profile = client.profile
 
-    assert client.profile is not None
-    assert client.profile.require(role).entity == entity
+    assert profile is not None
+    assert profile.require(role).entity == entity
     assert emulator.requests[""] == 1
 
 
 async def test_probe_profile_hidden_order_blocks_create(nursery: trio.Nursery) -> None:
     emulator = await serve(nursery, hidden=("Document_ЗаказКлиента",))
-    client = await probed_client(emulator)
-    order = sample_order(emulator, "WEB-1", datetime(2025, 3, 10, 4, 0, tzinfo=UTC))
 
-    with pytest.raises(ODataProfileError) as caught:
-        await client.create_order(order)
-    await client.aclose()
+    async with open_probed_client(emulator) as client:
+        with pytest.raises(ODataProfileError) as caught:
+            await client.create_order(sample_order(emulator, "WEB-1"))
 
     assert "publish Document_ЗаказКлиента" in str(caught.value)
     assert emulator.requests["Document_ЗаказКлиента"] == 0
@@ -338,10 +338,9 @@ async def test_probe_profile_hidden_order_blocks_create(nursery: trio.Nursery) -
 
 async def test_unf_stock_reads_warehouse_dimension(nursery: trio.Nursery) -> None:
     emulator = await serve(nursery, configuration=UNF)
-    client = await probed_client(emulator)
 
-    rows = await client.fetch_stock()
-    await client.aclose()
+    async with open_probed_client(emulator) as client:
+        rows = await client.fetch_stock()
 
     assert rows
     assert {row.warehouse_id for row in rows} <= set(emulator.data.warehouses)
@@ -349,11 +348,9 @@ async def test_unf_stock_reads_warehouse_dimension(nursery: trio.Nursery) -> Non
 
 async def test_unf_order_uses_its_table_part(nursery: trio.Nursery) -> None:
     emulator = await serve(nursery, configuration=UNF)
-    client = await probed_client(emulator)
-    order = sample_order(emulator, "WEB-7", datetime(2025, 3, 10, 4, 0, tzinfo=UTC))
 
-    created = await client.create_order(order)
-    await client.aclose()
+    async with open_probed_client(emulator) as client:
+        created = await client.create_order(sample_order(emulator, "WEB-7"))
 
     document = emulator.orders[created.ref_key]
     assert len(document["Запасы"]) == 1
@@ -362,10 +359,9 @@ async def test_unf_order_uses_its_table_part(nursery: trio.Nursery) -> None:
 
 async def test_ut115_prices_read_from_new_register(nursery: trio.Nursery) -> None:
     emulator = await serve(nursery, configuration=UT_11_5)
-    client = await probed_client(emulator)
 
-    rows = await client.fetch_prices()
-    await client.aclose()
+    async with open_probed_client(emulator) as client:
+        rows = await client.fetch_prices()
 
     assert rows
     assert emulator.requests["InformationRegister_ЦеныНоменклатуры25"] == 1
@@ -374,20 +370,18 @@ async def test_ut115_prices_read_from_new_register(nursery: trio.Nursery) -> Non
 # --- reading -----------------------------------------------------------------------------
 
 
-async def test_fetch_products_carry_data_version(nursery: trio.Nursery) -> None:
-    emulator = await serve(nursery)
-    client = await probed_client(emulator)
-
+async def test_fetch_products_carry_data_version(
+    emulator: ODataBranchEmulator, client: ODataClient
+) -> None:
     products = await client.fetch_products()
-    await client.aclose()
 
     expected = {row["Ref_Key"]: row["DataVersion"] for row in emulator.data.catalog}
     assert {row.ref_key: row.data_version for row in products} == expected
 
 
-async def test_fetch_hub_orders_since_renders_local_time(nursery: trio.Nursery) -> None:
-    emulator = await serve(nursery)
-    client = await probed_client(emulator)
+async def test_fetch_hub_orders_since_renders_local_time(
+    emulator: ODataBranchEmulator, client: ODataClient
+) -> None:
     # 20:00 UTC is 03:00 the next day in Novosibirsk, the date 1C stores.
     early = await client.create_order(
         sample_order(emulator, "WEB-1", datetime(2025, 3, 10, 20, 0, tzinfo=UTC))
@@ -397,7 +391,6 @@ async def test_fetch_hub_orders_since_renders_local_time(nursery: trio.Nursery) 
     )
 
     found = await client.fetch_hub_orders_since(datetime(2025, 3, 10, 21, 0, tzinfo=UTC))
-    await client.aclose()
 
     assert set(found) == {"WEB-2"}
     assert found["WEB-2"].ref_key == late.ref_key
@@ -405,33 +398,30 @@ async def test_fetch_hub_orders_since_renders_local_time(nursery: trio.Nursery) 
 
 
 async def test_fetch_hub_orders_since_skips_foreign_documents(
-    nursery: trio.Nursery,
+    emulator: ODataBranchEmulator, client: ODataClient
 ) -> None:
-    emulator = await serve(nursery)
-    client = await probed_client(emulator)
     await client.create_order(sample_order(emulator, "WEB-3", datetime(2025, 3, 10, tzinfo=UTC)))
-    async with httpx.AsyncClient(auth=("hub", "secret")) as raw:
+    async with httpx.AsyncClient(auth=(USERNAME, PASSWORD)) as raw:
         await raw.post(
             f"{emulator.base_url}Document_ЗаказКлиента?$format=json",
             json={ORDER_NUMBER_FIELD: "", "Date": "2025-03-11T10:00:00"},
         )
 
     found = await client.fetch_hub_orders_since(datetime(2025, 3, 1, tzinfo=UTC))
-    await client.aclose()
 
     assert list(found) == ["WEB-3"]
 
 
 async def test_fetch_hub_orders_since_reads_all_pages(nursery: trio.Nursery) -> None:
     emulator = await serve(nursery)
-    client = await probed_client(emulator, page_size=2)
     numbers = [f"WEB-{index}" for index in range(5)]
-    for number in numbers:
-        await client.create_order(sample_order(emulator, number, datetime(2025, 3, 10, tzinfo=UTC)))
-    before = emulator.requests["Document_ЗаказКлиента"]
 
-    found = await client.fetch_hub_orders_since(datetime(2025, 3, 1, tzinfo=UTC))
-    await client.aclose()
+    async with open_probed_client(emulator, page_size=2) as client:
+        for number in numbers:
+            await client.create_order(sample_order(emulator, number))
+        before = emulator.requests["Document_ЗаказКлиента"]
+
+        found = await client.fetch_hub_orders_since(datetime(2025, 3, 1, tzinfo=UTC))
 
     assert sorted(found) == numbers
     assert emulator.requests["Document_ЗаказКлиента"] - before == 3
@@ -471,37 +461,31 @@ async def test_every_get_sends_select(respx_mock: respx.MockRouter) -> None:
 # --- conditional update ------------------------------------------------------------------
 
 
-async def test_update_order_applies_with_current_version(nursery: trio.Nursery) -> None:
-    emulator = await serve(nursery)
-    client = await probed_client(emulator)
-    created = await client.create_order(
-        sample_order(emulator, "WEB-9", datetime(2025, 3, 10, tzinfo=UTC))
-    )
+async def test_update_order_applies_with_current_version(
+    emulator: ODataBranchEmulator, client: ODataClient
+) -> None:
+    created = await client.create_order(sample_order(emulator, "WEB-9"))
     assert created.data_version is not None
 
     updated = await client.update_order(
         created.ref_key, {"Комментарий": "Отменить"}, created.data_version
     )
-    await client.aclose()
 
     assert emulator.orders[created.ref_key]["Комментарий"] == "Отменить"
     assert updated.data_version == emulator.orders[created.ref_key]["DataVersion"]
     assert updated.data_version != created.data_version
 
 
-async def test_update_order_stale_version_is_conflict(nursery: trio.Nursery) -> None:
-    emulator = await serve(nursery)
-    client = await probed_client(emulator)
-    created = await client.create_order(
-        sample_order(emulator, "WEB-10", datetime(2025, 3, 10, tzinfo=UTC))
-    )
+async def test_update_order_stale_version_is_conflict(
+    emulator: ODataBranchEmulator, client: ODataClient
+) -> None:
+    created = await client.create_order(sample_order(emulator, "WEB-10"))
     await client.post_document(created.ref_key)  # posting writes a new DataVersion
     assert created.data_version is not None
     before = emulator.requests["Document_ЗаказКлиента"]
 
     with pytest.raises(ODataConflictError) as caught:
         await client.update_order(created.ref_key, {"Комментарий": "x"}, created.data_version)
-    await client.aclose()
 
     assert caught.value.status == 412
     assert caught.value.retryable is False
@@ -509,31 +493,25 @@ async def test_update_order_stale_version_is_conflict(nursery: trio.Nursery) -> 
     assert emulator.orders[created.ref_key]["Комментарий"] != "x"
 
 
-async def test_update_order_lost_reply_is_not_conflict(nursery: trio.Nursery) -> None:
-    emulator = await serve(nursery)
-    client = await probed_client(emulator)
-    created = await client.create_order(
-        sample_order(emulator, "WEB-11", datetime(2025, 3, 10, tzinfo=UTC))
-    )
+async def test_update_order_lost_reply_is_not_conflict(
+    emulator: ODataBranchEmulator, client: ODataClient
+) -> None:
+    created = await client.create_order(sample_order(emulator, "WEB-11"))
     assert created.data_version is not None
     emulator.faults.inject(FaultKind.SERVER_ERROR, method="PATCH", after_handling=True)
 
     updated = await client.update_order(
         created.ref_key, {"Комментарий": "Перезвонить"}, created.data_version
     )
-    await client.aclose()
 
     assert emulator.orders[created.ref_key]["Комментарий"] == "Перезвонить"
     assert updated.data_version == emulator.orders[created.ref_key]["DataVersion"]
 
 
-async def test_update_order_rejects_empty_fields(nursery: trio.Nursery) -> None:
-    emulator = await serve(nursery)
-    client = ODataClient(config_for(emulator))
-
-    with pytest.raises(ValueError):
-        await client.update_order(PRODUCT_A, {}, "AAAAAQAAAAA=")
-    await client.aclose()
+async def test_update_order_rejects_empty_fields(emulator: ODataBranchEmulator) -> None:
+    async with open_client(emulator) as client:
+        with pytest.raises(ValueError):
+            await client.update_order(PRODUCT_A, {}, "AAAAAQAAAAA=")
 
 
 # --- the branch actor --------------------------------------------------------------------
@@ -578,38 +556,63 @@ class ActorHarness:
         return REGISTRY.get_sample_value("hub_branch_circuit_transitions_total", labels) or 0.0
 
 
-ActorFactory = Callable[..., Awaitable[ActorHarness]]
+class ActorLauncher:
+    """Starter of ODataBranchActors, each on an emulated branch registered in one database."""
 
-
-@pytest.fixture
-async def start_actor(
-    db: Database, database_url: str, tmp_path: Path, nursery: trio.Nursery
-) -> AsyncIterator[ActorFactory]:
-    """Register the emulator as a branch, optionally store a profile, and run its actor."""
+    def __init__(
+        self, db: Database, database_url: str, data_dir: Path, nursery: trio.Nursery
+    ) -> None:
+        self.db = db
+        self.database_url = database_url
+        self.data_dir = data_dir
+        self.nursery = nursery
 
     async def start(
-        emulator: ODataBranchEmulator, *, profile: ODataProfile | None = None, **overrides: Any
+        self,
+        emulator: ODataBranchEmulator,
+        *,
+        profile: ODataProfile | None = None,
+        **overrides: Any,
     ) -> ActorHarness:
+        """Register the emulator as a branch, optionally store a profile, and run its actor."""
         branch = new_branch(
             code=emulator.branch_code,
             name=f"Филиал {emulator.branch_code}",
             kind="odata",
             time_zone=TIME_ZONE,
             odata_url=emulator.base_url,
-            odata_username="hub",
-            odata_password="secret",
+            odata_username=USERNAME,
+            odata_password=PASSWORD,
         )
-        await db.transaction(branches_db.insert_branch, branch)
+        await self.db.transaction(branches_db.insert_branch, branch)
         if profile is not None:
-            await db.run(insert_profile, branch.code, profile)
+            await self.db.run(insert_profile, branch.code, profile)
+
         values: dict[str, Any] = {"poll_interval_s": 0.3, "odata_timeout_s": 2.0}
         values.update(overrides)
-        settings = node_settings(database_url, tmp_path / "data", **values)
-        actor = ODataBranchActor(branch, db, settings, Registry(), "node-test")
-        await nursery.start(actor.run)
-        return ActorHarness(db, emulator, actor)
+        settings = node_settings(self.database_url, self.data_dir, **values)
+        actor = ODataBranchActor(branch, self.db, settings, Registry(), "node-test")
+        await self.nursery.start(actor.run)
+        return ActorHarness(self.db, emulator, actor)
 
-    yield start
+    async def start_imported(self, code: str) -> ActorHarness:
+        """Run an actor on a new emulated branch and wait for its first catalog import."""
+        harness = await self.start(await serve(self.nursery, code))
+        await wait_imports(harness, 1)
+        return harness
+
+    async def start_unreachable(self, code: str, **circuit: Any) -> ActorHarness:
+        """Run an actor on a new emulated branch that responds 503 to every request."""
+        emulator = await serve(self.nursery, code)
+        emulator.faults.down = True
+        return await self.start(emulator, **circuit)
+
+
+@pytest.fixture
+async def actors(
+    db: Database, database_url: str, tmp_path: Path, nursery: trio.Nursery
+) -> ActorLauncher:
+    return ActorLauncher(db, database_url, tmp_path / "data", nursery)
 
 
 async def insert_profile(conn: Any, branch: str, profile: ODataProfile) -> None:
@@ -647,11 +650,16 @@ async def wait_polls(harness: ActorHarness, polls: int) -> None:
     await wait_for(polled)
 
 
-async def test_actor_stores_probed_profile(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
+async def wait_circuit_open(harness: ActorHarness) -> None:
+    async def opened() -> bool:
+        return harness.gauge() == CIRCUIT_OPEN
+
+    await wait_for(opened)
+
+
+async def test_actor_stores_probed_profile(nursery: trio.Nursery, actors: ActorLauncher) -> None:
     emulator = await serve(nursery, "AP1", configuration=UNF)
-    harness = await start_actor(emulator)
+    harness = await actors.start(emulator)
 
     jobs = await wait_imports(harness, 1)
 
@@ -662,21 +670,18 @@ async def test_actor_stores_probed_profile(
     assert jobs[0]["stock"] > 0
 
 
-async def test_actor_reuses_stored_profile(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
+async def test_actor_reuses_stored_profile(nursery: trio.Nursery, actors: ActorLauncher) -> None:
     emulator = await serve(nursery, "AP2")
-    harness = await start_actor(emulator, profile=choose_profile(list(emulator.published)))
+    harness = await actors.start(emulator, profile=choose_profile(list(emulator.published)))
 
     await wait_imports(harness, 1)
 
     assert emulator.requests[""] == 0
 
 
-async def test_actor_resync_probes_again(nursery: trio.Nursery, start_actor: ActorFactory) -> None:
-    emulator = await serve(nursery, "AP3")
-    harness = await start_actor(emulator)
-    await wait_imports(harness, 1)
+async def test_actor_resync_probes_again(actors: ActorLauncher) -> None:
+    harness = await actors.start_imported("AP3")
+    emulator = harness.emulator
     probes = emulator.requests[""]
 
     harness.tell(BranchControl("resync"))
@@ -687,12 +692,12 @@ async def test_actor_resync_probes_again(nursery: trio.Nursery, start_actor: Act
 
 
 async def test_actor_unpublished_entity_probes_again(
-    nursery: trio.Nursery, start_actor: ActorFactory
+    nursery: trio.Nursery, actors: ActorLauncher
 ) -> None:
     emulator = await serve(nursery, "AP4")
     # A profile from before the base went back to the old price register.
     stale = choose_profile([*emulator.published, "InformationRegister_ЦеныНоменклатуры25"])
-    harness = await start_actor(emulator, profile=stale)
+    harness = await actors.start(emulator, profile=stale)
 
     jobs = await wait_imports(harness, 1)
 
@@ -704,24 +709,17 @@ async def test_actor_unpublished_entity_probes_again(
     assert jobs[0]["prices"] > 0
 
 
-async def test_actor_unchanged_poll_imports_nothing(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
-    emulator = await serve(nursery, "AI1")
-    harness = await start_actor(emulator)
-    await wait_imports(harness, 1)
+async def test_actor_unchanged_poll_imports_nothing(actors: ActorLauncher) -> None:
+    harness = await actors.start_imported("AI1")
 
     await wait_polls(harness, 2)
 
     assert len(await harness.import_counts()) == 1
 
 
-async def test_actor_changed_product_imported_alone(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
-    emulator = await serve(nursery, "AI2")
-    harness = await start_actor(emulator)
-    await wait_imports(harness, 1)
+async def test_actor_changed_product_imported_alone(actors: ActorLauncher) -> None:
+    harness = await actors.start_imported("AI2")
+    emulator = harness.emulator
     goods = [row for row in emulator.data.catalog if not row["IsFolder"]]
 
     emulator.touch_product(goods[0]["Ref_Key"], Description="Мёд акациевый, 500 г")
@@ -740,12 +738,9 @@ async def test_actor_changed_product_imported_alone(
     assert name == "Мёд акациевый, 500 г"
 
 
-async def test_actor_changed_stock_imported_alone(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
-    emulator = await serve(nursery, "AI3")
-    harness = await start_actor(emulator)
-    await wait_imports(harness, 1)
+async def test_actor_changed_stock_imported_alone(actors: ActorLauncher) -> None:
+    harness = await actors.start_imported("AI3")
+    emulator = harness.emulator
     key = next(iter(emulator.data.stock))
 
     emulator.data.stock[key]["ВНаличии"] += 7
@@ -755,44 +750,35 @@ async def test_actor_changed_stock_imported_alone(
     assert jobs[1]["offers"] == 1
 
 
-async def test_actor_circuit_open_makes_no_calls(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
-    emulator = await serve(nursery, "AC1")
-    emulator.faults.down = True
-    harness = await start_actor(
-        emulator, circuit_failure_threshold=2, circuit_open_base_s=60, circuit_open_max_s=60
+async def test_actor_circuit_open_makes_no_calls(actors: ActorLauncher) -> None:
+    harness = await actors.start_unreachable(
+        "AC1", circuit_failure_threshold=2, circuit_open_base_s=60, circuit_open_max_s=60
     )
+    emulator = harness.emulator
 
-    async def opened() -> bool:
-        return harness.gauge() == 2
-
-    await wait_for(opened)
+    await wait_circuit_open(harness)
     calls = sum(emulator.requests.values())
     for _ in range(3):
         harness.tell(Wake())
         await trio.sleep(0.2)
 
     assert sum(emulator.requests.values()) == calls
-    assert harness.gauge() == 2
+    assert harness.gauge() == CIRCUIT_OPEN
     assert harness.transitions("open") == 1
 
 
-async def test_actor_half_open_sends_one_trial(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
-    emulator = await serve(nursery, "AC2")
-    emulator.faults.down = True
-    harness = await start_actor(
-        emulator, circuit_failure_threshold=1, circuit_open_base_s=0.2, circuit_open_max_s=0.4
+async def test_actor_half_open_sends_one_trial(actors: ActorLauncher) -> None:
+    harness = await actors.start_unreachable(
+        "AC2", circuit_failure_threshold=1, circuit_open_base_s=0.2, circuit_open_max_s=0.4
     )
+    emulator = harness.emulator
     snapshots: list[tuple[int, float]] = []
 
     def snapshot_when_open(openings: float) -> Callable[[], Awaitable[bool]]:
         # Reads the gauge, the counter and the emulator in one step: while the circuit is
         # open no trial call is on its way, so the counts belong together.
         async def check() -> bool:
-            if harness.gauge() != 2 or harness.transitions("open") < openings:
+            if harness.gauge() != CIRCUIT_OPEN or harness.transitions("open") < openings:
                 return False
             snapshots.append((sum(emulator.requests.values()), harness.transitions("open")))
             return True
@@ -808,23 +794,16 @@ async def test_actor_half_open_sends_one_trial(
     assert harness.transitions("half_open") >= opens_after - 1
 
 
-async def test_actor_circuit_closes_after_recovery(
-    nursery: trio.Nursery, start_actor: ActorFactory
-) -> None:
-    emulator = await serve(nursery, "AC3")
-    emulator.faults.down = True
-    harness = await start_actor(
-        emulator, circuit_failure_threshold=1, circuit_open_base_s=0.2, circuit_open_max_s=0.4
+async def test_actor_circuit_closes_after_recovery(actors: ActorLauncher) -> None:
+    harness = await actors.start_unreachable(
+        "AC3", circuit_failure_threshold=1, circuit_open_base_s=0.2, circuit_open_max_s=0.4
     )
 
-    async def opened() -> bool:
-        return harness.gauge() == 2
-
-    await wait_for(opened)
-    emulator.faults.down = False
+    await wait_circuit_open(harness)
+    harness.emulator.faults.down = False
     jobs = await wait_imports(harness, 1)
 
-    assert harness.gauge() == 0
+    assert harness.gauge() == CIRCUIT_CLOSED
     assert harness.transitions("closed") == 1
     assert jobs[0]["products"] > 0
 
@@ -835,19 +814,9 @@ async def test_actor_circuit_closes_after_recovery(
 async def test_status_poll_reads_since_watermark(
     node: NodeContext, api: httpx.AsyncClient, nursery: trio.Nursery
 ) -> None:
-    emulator = await serve(nursery, "AS1")
-    branch = new_branch(
-        code=emulator.branch_code,
-        name="Филиал AS1",
-        kind="odata",
-        time_zone=TIME_ZONE,
-        odata_url=emulator.base_url,
-        odata_username="hub",
-        odata_password="secret",
-    )
-    await node.db.transaction(branches_db.insert_branch, branch)
-    node.registry.tell_nowait("leases", Wake())
-    number = await place_first_order(api, branch.code)
+    emulator = await start_emulator(nursery, "AS1")
+    code = await add_odata_branch(node, emulator)
+    number = await place_order(api, code, await first_priced_offer(api, code))
     await wait_status(api, number, "confirmed")
 
     document = next(doc for doc in emulator.orders.values() if doc[ORDER_NUMBER_FIELD] == number)
@@ -866,29 +835,8 @@ async def test_status_poll_reads_since_watermark(
     assert watermark == created_at - ORDER_DATE_MARGIN
 
 
-async def place_first_order(api: httpx.AsyncClient, branch: str) -> str:
-    """Wait for the branch's catalog, then order its first priced offer; return the number."""
-    offers: list[str] = []
-
-    async def priced() -> bool:
-        page = (await api.get("/api/v1/products", params={"branch": branch})).json()
-        variants = (v for p in page.get("items", []) for v in p["variants"])
-        offers[:] = [v["offer_id"] for v in variants if v["price"] is not None]
-        return bool(offers)
-
-    await wait_until(priced, timeout_s=DEADLINE_S, interval_s=0.2)
-    body = {
-        "branch": branch,
-        "customer": {"id": "D100300", "name": "Сергей Орлов"},
-        "lines": [{"offer_id": offers[0], "quantity": 1}],
-    }
-    response = await api.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "depth-1"})
-    assert response.status_code == 201, response.text
-    return str(response.json()["number"])
-
-
 async def wait_status(api: httpx.AsyncClient, number: str, status: str) -> None:
     async def reached() -> bool:
-        return (await api.get(f"/api/v1/orders/{number}")).json()["status"] == status
+        return await order_status(api, number) == status
 
     await wait_until(reached, timeout_s=DEADLINE_S, interval_s=0.2)

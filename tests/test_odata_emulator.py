@@ -6,8 +6,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,51 +21,32 @@ from connectors.emulator.odata_server import (
 from connectors.odata import (
     ODataAccessError,
     ODataClient,
-    ODataConfig,
     ODataError,
     ODataNotFoundError,
     ODataResponseError,
     ODataTransportError,
-    OrderIn,
-    OrderLineIn,
 )
 
-TZ = ZoneInfo("Asia/Novosibirsk")  # UTC+7, no daylight saving time
+from odata_helpers import PASSWORD, TZ, USERNAME, open_client, sample_order, serve_emulator
+
 PRODUCTS = 20
 GROUPS = 3
 
 
-def config_for(emulator: ODataBranchEmulator, **overrides: Any) -> ODataConfig:
-    settings: dict[str, Any] = {
-        "base_url": emulator.base_url,
-        "username": "hub",
-        "password": "secret",
-        "tz": TZ,
-        "timeout_s": 2.0,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.05,
-    }
-    settings.update(overrides)
-    return ODataConfig(**settings)
-
-
 @pytest.fixture
 async def emulator(nursery: trio.Nursery) -> ODataBranchEmulator:
-    branch = ODataBranchEmulator(branch_code="b001", tz=TZ, products=PRODUCTS, seed=7)
-    await nursery.start(branch.serve)
-    return branch
+    return await serve_emulator(nursery, "b001", products=PRODUCTS, seed=7)
 
 
 @pytest.fixture
 async def client(emulator: ODataBranchEmulator) -> AsyncIterator[ODataClient]:
-    odata = ODataClient(config_for(emulator))
-    yield odata
-    await odata.aclose()
+    async with open_client(emulator) as odata:
+        yield odata
 
 
 @pytest.fixture
 async def raw_http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(auth=("hub", "secret")) as http:
+    async with httpx.AsyncClient(auth=(USERNAME, PASSWORD)) as http:
         yield http
 
 
@@ -75,28 +54,12 @@ def local_to_utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=TZ).astimezone(UTC)
 
 
-def sample_order(emulator: ODataBranchEmulator, hub_number: str = "WEB-000042") -> OrderIn:
-    goods = [row for row in emulator.data.catalog if not row["IsFolder"]]
-    line = OrderLineIn(goods[0]["Ref_Key"], None, Decimal(3), Decimal("410.30"), Decimal("1230.90"))
-    return OrderIn(
-        hub_number=hub_number,
-        created_at=datetime(2025, 3, 10, 4, 0, tzinfo=UTC),
-        currency="RUB",
-        total=Decimal("1230.90"),
-        customer_name="Мария Соколова",
-        comment="Позвонить перед доставкой",
-        lines=(line,),
-    )
-
-
 # --- Reading ---------------------------------------------------------------------------------
 
 
 async def test_emulator_products_match_catalog(emulator: ODataBranchEmulator) -> None:
-    odata = ODataClient(config_for(emulator, page_size=7))
-
-    products = await odata.fetch_products()
-    await odata.aclose()
+    async with open_client(emulator, page_size=7) as odata:
+        products = await odata.fetch_products()
 
     assert {product.ref_key for product in products} == {
         row["Ref_Key"] for row in emulator.data.catalog
@@ -235,10 +198,8 @@ async def test_emulator_lost_201_makes_no_duplicate(
 
 async def test_emulator_slow_201_makes_no_duplicate(emulator: ODataBranchEmulator) -> None:
     emulator.faults.inject(FaultKind.HANG, method="POST", after_handling=True, seconds=5.0)
-    odata = ODataClient(config_for(emulator, timeout_s=0.3))
-
-    created = await odata.create_order(sample_order(emulator))
-    await odata.aclose()
+    async with open_client(emulator, timeout_s=0.3) as odata:
+        created = await odata.create_order(sample_order(emulator))
 
     assert emulator.creations["WEB-000042"] == 1
     assert list(emulator.orders) == [created.ref_key]
@@ -302,11 +263,9 @@ async def test_emulator_access_code_is_permanent(
 
 async def test_emulator_hang_is_timeout(emulator: ODataBranchEmulator) -> None:
     emulator.faults.inject(FaultKind.HANG, times=2, seconds=10.0)
-    odata = ODataClient(config_for(emulator, timeout_s=0.3, max_attempts=2))
-
-    with pytest.raises(ODataTransportError) as caught:
-        await odata.fetch_products()
-    await odata.aclose()
+    async with open_client(emulator, timeout_s=0.3, max_attempts=2) as odata:
+        with pytest.raises(ODataTransportError) as caught:
+            await odata.fetch_products()
 
     assert caught.value.retryable is True
     assert "timed out" in str(caught.value)
@@ -336,21 +295,17 @@ async def test_emulator_down_is_retryable(
 
 
 async def test_emulator_wrong_password_is_access_error(emulator: ODataBranchEmulator) -> None:
-    odata = ODataClient(config_for(emulator, password="wrong"))
-
-    with pytest.raises(ODataAccessError) as caught:
-        await odata.fetch_products()
-    await odata.aclose()
+    async with open_client(emulator, password="wrong") as odata:
+        with pytest.raises(ODataAccessError) as caught:
+            await odata.fetch_products()
 
     assert caught.value.status == 401
 
 
 async def test_emulator_unpublished_entity_is_code_8(emulator: ODataBranchEmulator) -> None:
-    odata = ODataClient(config_for(emulator, catalog_entity="Catalog_Контрагенты"))
-
-    with pytest.raises(ODataNotFoundError) as caught:
-        await odata.fetch_products()
-    await odata.aclose()
+    async with open_client(emulator, catalog_entity="Catalog_Контрагенты") as odata:
+        with pytest.raises(ODataNotFoundError) as caught:
+            await odata.fetch_products()
 
     assert caught.value.code == "8"
     assert "OData composition" in str(caught.value)
@@ -493,9 +448,8 @@ async def test_serve_branches_routes_by_code(nursery: trio.Nursery) -> None:
 
     results = []
     for branch in branches:
-        odata = ODataClient(config_for(branch))
-        results.append({product.ref_key for product in await odata.fetch_products()})
-        await odata.aclose()
+        async with open_client(branch) as odata:
+            results.append({product.ref_key for product in await odata.fetch_products()})
 
     assert all(branch.base_url.startswith(origin) for branch in branches)
     assert results[0] == {row["Ref_Key"] for row in branches[0].data.catalog}
@@ -508,8 +462,7 @@ async def test_serve_branches_routes_by_code(nursery: trio.Nursery) -> None:
 async def test_emulator_hidden_entity_is_code_8(
     nursery: trio.Nursery, raw_http: httpx.AsyncClient
 ) -> None:
-    branch = ODataBranchEmulator(branch_code="b003", tz=TZ, hidden=("Document_ЗаказКлиента",))
-    await nursery.start(branch.serve)
+    branch = await serve_emulator(nursery, "b003", hidden=("Document_ЗаказКлиента",))
 
     listed = await raw_http.get(branch.base_url)
     response = await raw_http.get(f"{branch.base_url}Document_ЗаказКлиента?$format=json")
@@ -523,8 +476,7 @@ async def test_emulator_hidden_entity_is_code_8(
 async def test_emulator_unf_balance_uses_its_names(
     nursery: trio.Nursery, raw_http: httpx.AsyncClient
 ) -> None:
-    branch = ODataBranchEmulator(branch_code="b004", tz=TZ, configuration=UNF)
-    await nursery.start(branch.serve)
+    branch = await serve_emulator(nursery, "b004", configuration=UNF)
     balance = (
         "AccumulationRegister_ЗапасыНаСкладах/Balance("
         "Dimensions='Номенклатура,Характеристика,СтруктурнаяЕдиница')"

@@ -218,7 +218,7 @@ def _build_archive_from_bytes(name: str, data: bytes) -> IO[bytes]:
 
 
 class CommerceMLEmulator:
-    """Plays one branch's 1C base against the hub's `/1c/exchange` endpoint.
+    """One branch's 1C base, emulated as a client of the hub's `/1c/exchange` endpoint.
 
     `protocol_version` None gives the classic flow. A version ("2.08", "3.1") adds `sessid`
     (checkauth line 4) to every request after checkauth and `version=` to `init`. When the
@@ -432,7 +432,7 @@ class CommerceMLEmulator:
                 raise FailureReply("import", f"unexpected reply {keyword!r} to import")
         raise FailureReply(
             "import",
-            f"import of {filename!r} still answered progress after "
+            f"import of {filename!r} still replied progress after "
             f"{self._max_import_requests} requests",
         )
 

@@ -644,7 +644,7 @@ class ODataBranchEmulator:
     - `created_at`: when, on trio's clock, the first document of each hub number was made;
     - `posted`: Ref_Keys of posted orders;
     - `requests`: requests received per entity set ("" is the service document), counted
-      before faults apply, so a request answered by a fault counts too;
+      before faults apply, so a request that an injected fault fails counts too;
     - `faults`: failures to inject; `data`: the generated goods, stock and prices.
     """
 

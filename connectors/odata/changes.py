@@ -68,7 +68,7 @@ def offer_states(prices: Iterable[PriceRow], stock: Iterable[StockRow]) -> dict[
 
 @dataclass(frozen=True)
 class CatalogDelta:
-    """What one poll should store.
+    """Catalog changes that one poll should store.
 
     `full` means `products` is the whole catalog, so the import may hide products it does
     not list. `offers` contains the offers whose prices or stock changed. An offer that left
@@ -88,7 +88,7 @@ class CatalogDelta:
 
 
 class CatalogTracker:
-    """Remembers the DataVersions and offer states of one branch's last stored poll."""
+    """Tracker of the DataVersions and offer states of one branch's last stored poll."""
 
     def __init__(self) -> None:
         self._versions: dict[str, str | None] | None = None
