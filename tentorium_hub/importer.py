@@ -24,6 +24,7 @@ from tentorium_hub.domain.orders import StatusReport, status_from_report
 from tentorium_hub.logs import get_logger
 from tentorium_hub.storage import Database
 from tentorium_hub.storage import catalog as catalog_db
+from tentorium_hub.storage import counterparties as counterparties_db
 from tentorium_hub.storage import orders as orders_db
 
 BATCH_ITEMS = 5_000
@@ -100,6 +101,19 @@ def stage_rows_for(item: model.CatalogItem) -> Iterator[tuple[str, str, dict[str
         )
     elif isinstance(item, model.Offer):
         yield from _offer_rows(item)
+    elif isinstance(item, model.Counterparty):
+        yield (
+            counterparties_db.STAGE_KIND,
+            item.external_id,
+            {
+                "name": item.name,
+                "full_name": item.full_name,
+                "inn": item.inn,
+                "kpp": item.kpp,
+                "deleted": item.deleted,
+                "raw": item.raw,
+            },
+        )
 
 
 def _offer_rows(offer: model.Offer) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -234,7 +248,10 @@ async def _stage_all(db: Database, batcher: _Batcher) -> None:
 async def _merge(
     conn: Any, branch: str, job_id: int, only_changes: bool, documents: list[model.OrderDocument]
 ) -> tuple[dict[str, int], int, int]:
+    # merge_import clears the stage, so the counterparties are merged first.
+    counterparties = await counterparties_db.merge_staged(conn, branch, job_id)
     counts = await catalog_db.merge_import(conn, branch, job_id, only_changes=only_changes)
+    counts["counterparties"] = counterparties
     applied, unknown = await apply_status_documents(conn, branch, documents)
     return counts, applied, unknown
 
@@ -259,12 +276,16 @@ async def apply_status_documents(
             status_text=doc.status_text,
         )
         status = status_from_report(report)
+        raw = asdict(report)
+        if doc.subordinates:
+            raw["subordinates"] = [asdict(subordinate) for subordinate in doc.subordinates]
         changed = await orders_db.apply_status(
             conn,
             order_id,
             status,
             source="1c",
-            raw=asdict(report),
+            note=_subordinates_note(doc.subordinates),
+            raw=raw,
             number_1c=doc.number_1c,
             status_1c=doc.status_text,
         )
@@ -272,3 +293,13 @@ async def apply_status_documents(
             metrics.record_order_transition(changed.value, "1c")
         applied += 1
     return applied, unknown
+
+
+def _subordinates_note(subordinates: tuple[model.SubordinateDocument, ...]) -> str | None:
+    """Name the payments and shipments that count, for the order's status history."""
+    parts = [
+        f"{item.kind} {item.number_1c or item.number or item.external_id}"
+        for item in subordinates
+        if item.effective
+    ]
+    return "1C " + ", ".join(parts) if parts else None

@@ -96,6 +96,26 @@ class RawExchange:
             assert reply.text.startswith("success"), reply.text
 
 
+CATALOG_FILES = (
+    ("import.xml", (FIXTURES / "exchange" / "import.xml").read_bytes()),
+    ("offers.xml", (FIXTURES / "exchange" / "offers.xml").read_bytes()),
+)
+
+
+async def upload_catalog(
+    ctx: NodeContext, login: str, files: tuple[tuple[str, bytes], ...] = CATALOG_FILES
+) -> None:
+    """Exchange `files` as 1C does, one session per file, and check that each imported."""
+    client = RawExchange(ctx, login)
+    try:
+        for name, data in files:
+            await client.login_and_init()
+            await client.upload(name, data, 1 << 20)
+            assert (await client.import_until_done(name))[0] == "success", name
+    finally:
+        await client.aclose()
+
+
 async def wait_until(predicate: Any, *, timeout_s: float = 30.0, interval_s: float = 0.1) -> None:
     """Poll `predicate` until true; the state lives in PostgreSQL, so there is no event."""
     with trio.fail_after(timeout_s):

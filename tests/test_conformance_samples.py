@@ -31,6 +31,7 @@ from connectors.commerceml import (
     iter_document,
     safe_extract_zip,
 )
+from connectors.commerceml.model import Counterparty
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "commerceml"
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -92,6 +93,7 @@ def test_sample_detect_kind_matches_records(relative: str) -> None:
         DocumentKind.OFFERS: Offer,
         DocumentKind.ORDERS: OrderDocument,
         DocumentKind.CLASSIFIER: Group,
+        DocumentKind.COUNTERPARTIES: Counterparty,
     }
     if kind in expected:
         assert _of_type(items, expected[kind])

@@ -15,7 +15,7 @@ from tentorium_hub.domain.orders import allocate_discount
 from tentorium_hub.errors import ValidationError
 from tentorium_hub.node import NodeContext
 
-from hubtest import FIXTURES, RawExchange, add_commerceml_branch
+from hubtest import RawExchange, add_commerceml_branch, upload_catalog
 
 CREAM = "a1000000-0000-4000-8000-000000000001"
 BALM = "a1000000-0000-4000-8000-000000000002"
@@ -58,15 +58,6 @@ def test_export_version_is_checked() -> None:
         )
 
 
-async def _catalog(node: NodeContext, login: str) -> None:
-    client = RawExchange(node, login)
-    for name in ("import.xml", "offers.xml"):
-        await client.login_and_init()
-        await client.upload(name, (FIXTURES / "exchange" / name).read_bytes(), 1 << 20)
-        assert (await client.import_until_done(name))[0] == "success"
-    await client.aclose()
-
-
 def _local(element: etree._Element) -> str:
     return etree.QName(element).localname
 
@@ -78,7 +69,7 @@ async def test_discounted_document_sums_to_total(node: NodeContext, api: httpx.A
             "UPDATE branches SET export_encoding = 'windows-1251' WHERE code = 'MSK01'"
         )
     )
-    await _catalog(node, login)
+    await upload_catalog(node, login)
     body = {
         "branch": "MSK01",
         "customer": {"name": "Лебедева Елена"},
@@ -110,7 +101,7 @@ async def test_discounted_document_sums_to_total(node: NodeContext, api: httpx.A
 
 async def test_discount_above_lines_is_422(node: NodeContext, api: httpx.AsyncClient) -> None:
     login = await add_commerceml_branch(node)
-    await _catalog(node, login)
+    await upload_catalog(node, login)
     body = {
         "branch": "MSK01",
         "customer": {"name": "Попова Ирина"},

@@ -16,7 +16,7 @@ from tentorium_hub.errors import ValidationError
 from tentorium_hub.node import NodeContext
 from tentorium_hub.storage import branches as branches_db
 
-from hubtest import FIXTURES, PASSWORD, RawExchange
+from hubtest import PASSWORD, RawExchange, upload_catalog
 
 CREAM = "a1000000-0000-4000-8000-000000000001"
 BALM = "a1000000-0000-4000-8000-000000000002"
@@ -93,15 +93,6 @@ async def _add_branch(api: httpx.AsyncClient, **export: str) -> None:
     assert response.status_code == 201, response.text
 
 
-async def _load_catalog(node: NodeContext) -> None:
-    client = RawExchange(node, "ekb01")
-    for name in ("import.xml", "offers.xml"):
-        await client.login_and_init()
-        await client.upload(name, (FIXTURES / "exchange" / name).read_bytes(), 1 << 20)
-        assert (await client.import_until_done(name))[0] == "success"
-    await client.aclose()
-
-
 async def _query(node: NodeContext) -> etree._Element:
     """Log in as 1C for a new sale session and return the root of the `query` reply."""
     sale = RawExchange(node, "ekb01", "sale")
@@ -147,7 +138,7 @@ async def test_query_follows_31_profile(node: NodeContext, api: httpx.AsyncClien
         export_delivery="requisite",
         export_discounts="document",
     )
-    await _load_catalog(node)
+    await upload_catalog(node, "ekb01")
     await _place_order(api)
 
     root = await _query(node)
@@ -171,7 +162,7 @@ async def test_profile_change_applies_to_next_query(
     node: NodeContext, api: httpx.AsyncClient
 ) -> None:
     await _add_branch(api, export_schema_version="3.1")
-    await _load_catalog(node)
+    await upload_catalog(node, "ekb01")
     await _place_order(api)
 
     response = await api.patch(

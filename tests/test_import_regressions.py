@@ -19,7 +19,7 @@ from tentorium_hub.storage import Database
 from tentorium_hub.storage import branches as branches_db
 from tentorium_hub.storage import catalog as catalog_db
 
-from hubtest import RawExchange, add_commerceml_branch
+from hubtest import RawExchange, add_commerceml_branch, upload_catalog
 
 MSK = ZoneInfo("Europe/Moscow")
 NS = "urn:1C.ru:commerceml_2"
@@ -188,15 +188,11 @@ async def test_zip_in_three_parts_is_reassembled(node: NodeContext) -> None:
 
 async def test_gift_and_paid_line_stay_apart(node: NodeContext, api: httpx.AsyncClient) -> None:
     login = await add_commerceml_branch(node)
-    client = RawExchange(node, login)
-    for name, data in (
+    files = (
         ("import.xml", _goods_xml([("cream", "Крем-мёд")])),
         ("offers.xml", _offers_xml([("cream", "349,90", "10")])),
-    ):
-        await client.login_and_init()
-        await client.upload(name, data, 1 << 20)
-        assert (await client.import_until_done(name))[0] == "success"
-    await client.aclose()
+    )
+    await upload_catalog(node, login, files)
     body = {
         "branch": "MSK01",
         "customer": {"name": "Смирнова Анна"},

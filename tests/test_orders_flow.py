@@ -14,22 +14,15 @@ from connectors.commerceml.model import OrderDocument
 from connectors.commerceml.writer import render_status_updates
 from tentorium_hub.node import NodeContext
 
-from hubtest import FIXTURES, RawExchange, add_commerceml_branch
+from hubtest import RawExchange, add_commerceml_branch, upload_catalog
 
-IMPORT = (FIXTURES / "exchange" / "import.xml").read_bytes()
-OFFERS = (FIXTURES / "exchange" / "offers.xml").read_bytes()
 CREAM = "a1000000-0000-4000-8000-000000000001"
 BALM = "a1000000-0000-4000-8000-000000000002"
 
 
 async def _branch_with_catalog(node: NodeContext) -> str:
     login = await add_commerceml_branch(node)
-    client = RawExchange(node, login)
-    for name, data in (("import.xml", IMPORT), ("offers.xml", OFFERS)):
-        await client.login_and_init()
-        await client.upload(name, data, 1 << 20)
-        assert (await client.import_until_done(name))[0] == "success"
-    await client.aclose()
+    await upload_catalog(node, login)
     return login
 
 

@@ -11,10 +11,11 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeAlias
 
 
 class DocumentKind(enum.StrEnum):
-    """What a CommerceML file carries, decided from its content, not its name."""
+    """Kind of a CommerceML file, decided from the elements it contains, not from its name."""
 
     CLASSIFIER = "classifier"  # Классификатор without Каталог goods
     CATALOG = "catalog"  # Каталог (goods), possibly with a Классификатор
@@ -177,15 +178,58 @@ class OrderLine:
     is_service: bool = False  # ТипНоменклатуры = Услуга
 
 
+class SubordinateKind(enum.StrEnum):
+    """Kind of a document that 1C entered on the basis of an order, by what it records."""
+
+    PAYMENT = "payment"
+    SHIPMENT = "shipment"
+
+
+@dataclass(frozen=True, slots=True)
+class SubordinateDocument:
+    """A payment or shipment of an order, as 1C sends it with the order.
+
+    CommerceML 2.10 nests it in the order (ПодчиненныеДокументы/ПодчиненныйДокумент); 3.1
+    puts it beside the order in one Контейнер. It counts towards the order's paid or
+    shipped state only when `effective`.
+    """
+
+    kind: SubordinateKind
+    external_id: str  # Ид
+    operation: str  # ХозОперация as 1C wrote it, e.g. "Выплата безналичных денег"
+    number: str | None = None  # Номер
+    number_1c: str | None = None  # Номер1С or the requisite Номер по 1С
+    date: datetime | None = None  # Дата and Время, in UTC
+    amount: Decimal | None = None  # Сумма
+    posted: bool | None = None  # Проведен; None when 1C sent no such flag
+    deleted: bool = False  # ПометкаУдаления
+    cancelled: bool = False  # Отменен
+    completed: bool | None = None  # requisite Оплачен (payment) or Отгружен (shipment)
+    basis_id: str | None = None  # Основание: Ид or number of the order it was entered on
+
+    @property
+    def effective(self) -> bool:
+        """True unless 1C sent it unposted, marked for deletion, cancelled or not completed."""
+        return (
+            self.posted is not False
+            and not self.deleted
+            and not self.cancelled
+            and self.completed is not False
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class OrderDocument:
     """Документ with ХозОперация "Заказ товара", in either direction.
 
     Status fields come from 1C (Номер по 1С / Номер1С, Проведен, dates of payment and
-    shipment, Отменен, ПометкаУдаления); a None date means "not yet".
+    shipment, Отменен, ПометкаУдаления); a None date means "not yet". `paid_at` and
+    `shipped_at` come from the requisites Дата оплаты по 1С and Дата отгрузки по 1С; when
+    a requisite is absent or empty, the latest effective payment or shipment in
+    `subordinates` gives the date.
     """
 
-    site_id: str  # Ид: the hub's order number when 1C answers about a site order
+    site_id: str  # Ид: the hub's order number when 1C sends the status of a site order
     number: str | None
     date: datetime | None
     currency: str | None
@@ -200,6 +244,26 @@ class OrderDocument:
     status_text: str | None = None  # Статус заказа, 1C's own text
     requisites: dict[str, str] = field(default_factory=dict)
     lines: tuple[OrderLine, ...] = ()
+    subordinates: tuple[SubordinateDocument, ...] = ()  # payments and shipments, all kept
+
+
+# Text of an element without children or attributes, else a dict of its children by local
+# name, where a name that occurs more than once maps to a list. Attributes are kept under
+# "@name" and the element's own text beside them under "#text".
+XmlValue: TypeAlias = "str | dict[str, XmlValue] | list[XmlValue]"
+
+
+@dataclass(frozen=True, slots=True)
+class Counterparty:
+    """Контрагент from a counterparties file (Контрагенты at the root, `contragents___*.xml`)."""
+
+    external_id: str  # Ид
+    name: str  # Наименование
+    full_name: str | None = None  # ОфициальноеНаименование or ПолноеНаименование
+    inn: str | None = None  # ИНН, taxpayer number
+    kpp: str | None = None  # КПП, tax registration reason code of an organisation
+    deleted: bool = False  # ПометкаУдаления
+    raw: dict[str, XmlValue] = field(default_factory=dict)  # every child element
 
 
 CatalogItem = (
@@ -213,4 +277,5 @@ CatalogItem = (
     | Offer
     | OfferError
     | OrderDocument
+    | Counterparty
 )

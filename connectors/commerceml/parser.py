@@ -2,9 +2,11 @@
 
 The reader walks the file with `lxml.etree.iterparse` and builds one record each time a
 record element (Группы, Свойство, ТипЦены, Склад, ЕдиницаИзмерения, Товар, Предложение,
-Документ) is complete, then clears that element and its earlier siblings. Memory therefore
-stays flat however many goods or offers a file contains. Only the group tree of a
-classifier is kept whole, so that parents can be yielded before their children.
+Документ, Контейнер, Контрагент) is complete, then clears that element and its earlier
+siblings. Memory therefore stays flat however many goods, offers, orders or counterparties
+a file contains. Only the group tree of a classifier and one 3.1 Контейнер (an order with
+its payments and shipments) are kept whole, so that parents can be yielded before their
+children and payments can be attached to their order.
 
 Element names are matched by local name, so the same code reads files without a namespace
 (2.03-2.05), with `urn:1C.ru:commerceml_2` (2.07-2.10), `urn:1C.ru:commerceml_208` and
@@ -40,6 +42,7 @@ from tentorium_hub.logs import get_logger
 from .model import (
     DELIVERY_LINE_ID,
     CatalogItem,
+    Counterparty,
     DocumentHeader,
     DocumentKind,
     Group,
@@ -52,8 +55,11 @@ from .model import (
     Product,
     Property,
     StockLevel,
+    SubordinateDocument,
+    SubordinateKind,
     Unit,
     Warehouse,
+    XmlValue,
 )
 from .values import (
     normalize_id,
@@ -118,6 +124,26 @@ _PROLOG_SCAN_BYTES = 64 * 1024
 _ROOT_TAG = re.compile(rb"<[^?!]")
 
 _ORDER_OPERATION = "заказ товара"
+
+# ХозОперация of the documents 1C enters on the basis of an order, in lower case. The names
+# come from the ХозОперация enumeration of the CommerceML 2.10 schema, which calls a cash
+# payment "Выплата наличных денег" and a bank transfer "Выплата безналичных денег".
+# "Эквайринговая операция" (a card payment) is not in the schema, but the 1C-Bitrix
+# exchange module uses it in 3.1 containers. Any other operation (Счет на оплату, Возврат
+# товара...) is logged and skipped.
+_SUBORDINATE_OPERATIONS = {
+    "выплата наличных денег": SubordinateKind.PAYMENT,
+    "выплата безналичных денег": SubordinateKind.PAYMENT,
+    "эквайринговая операция": SubordinateKind.PAYMENT,
+    "отпуск товара": SubordinateKind.SHIPMENT,
+}
+
+# Requisite that marks a payment or shipment as complete. The value "false" means not yet.
+_COMPLETED_REQUISITES = {
+    SubordinateKind.PAYMENT: "Оплачен",
+    SubordinateKind.SHIPMENT: "Отгружен",
+}
+
 _DELETED_STATUS = "удален"
 _SERVICE_TYPE = "услуга"
 _FILE_CAPTION_REQUISITE = "ОписаниеФайла"
@@ -455,7 +481,8 @@ def _build_records(elem: etree._Element, context: _Context) -> list[CatalogItem]
 
     The parent check keeps look-alikes apart: Склад in Склады is a warehouse but inside an
     offer it is a stock row, and Товар in a Каталог is a product but an order line in a
-    Документ.
+    Документ. A Документ inside a 3.1 Контейнер is read when its Контейнер is complete,
+    because the payments and shipments after the order belong to it.
     """
     name = _local(elem)
     parent = _parent_name(elem)
@@ -474,11 +501,13 @@ def _build_records(elem: etree._Element, context: _Context) -> list[CatalogItem]
         return [_read_product(elem, context)]
     if name == "Предложение" and parent == "Предложения":
         return [_read_offer(elem, context)]
-    if name == "Документ" and (parent == "Контейнер" or grandparent is None):
+    if name == "Документ" and grandparent is None:
         document = _read_document(elem, context)
         return [] if document is None else [document]
+    if name == "Контейнер" and grandparent is None:
+        return list(_read_container(elem, context))
     if name == "Контрагент" and parent == "Контрагенты" and _parent_name(elem, 3) is None:
-        return []  # counterparties are not imported; the element is only freed
+        return [_read_counterparty(elem, context)]
     return None
 
 
@@ -836,25 +865,30 @@ def _offer_error(
 # Order documents
 
 
-def _read_document(elem: etree._Element, context: _Context) -> OrderDocument | None:
-    """Build an OrderDocument, or None for payments and shipments of a 3.1 Контейнер.
+def _read_document(
+    elem: etree._Element, context: _Context, beside: Sequence[SubordinateDocument] = ()
+) -> OrderDocument | None:
+    """Build an OrderDocument, or None for a document that is not an order.
 
     Status fields come from either dialect. The element dialect (2.09+) has Номер1С, Дата1С
     and ПометкаУдаления. The requisite dialect has Номер по 1С, Дата по 1С, Проведен,
     ПометкаУдаления, Дата оплаты по 1С, Дата отгрузки по 1С, Отменен and Статус заказа.
-    When both carry a field, the element wins.
+    When both carry a field, the element wins. Payments and shipments come from the
+    order's ПодчиненныеДокументы (2.10) and from `beside`, the ones next to it in a 3.1
+    Контейнер.
     """
     operation = _text(elem, "ХозОперация")
-    # NOTE: a payment or shipment of a 3.1 Контейнер does not set paid_at or shipped_at of
-    # its order; only the order's own requisites (Дата оплаты по 1С...) do.
-    if operation is not None and operation.lower() != _ORDER_OPERATION:
+    if not _is_order_operation(operation):
+        # NOTE: a payment or shipment outside an order or a Контейнер is not linked to its
+        # order. Only 2.10 nesting and 3.1 containers link them.
         _log.debug("commerceml.document_skipped", filename=context.filename, operation=operation)
         return None
 
     site_id = _required_id(elem, context, "document", "документ")
     requisites = _first_values(_read_requisites(elem))
+    subordinates = (*_read_nested_subordinates(elem, context), *beside)
     try:
-        return _build_document(elem, site_id, requisites, context)
+        return _build_document(elem, site_id, requisites, subordinates, context)
     except _BadValue as exc:
         raise _record_error(
             context,
@@ -864,11 +898,26 @@ def _read_document(elem: etree._Element, context: _Context) -> OrderDocument | N
         ) from exc
 
 
+def _is_order_operation(operation: str | None) -> bool:
+    # A Документ without ХозОперация has always been read as an order.
+    return operation is None or operation.lower() == _ORDER_OPERATION
+
+
+def _element_or_requisite(
+    elem: etree._Element, requisites: dict[str, str], element_name: str, requisite_name: str
+) -> str | None:
+    return _text(elem, element_name) or requisites.get(requisite_name, "").strip() or None
+
+
 def _build_document(
-    elem: etree._Element, site_id: str, requisites: dict[str, str], context: _Context
+    elem: etree._Element,
+    site_id: str,
+    requisites: dict[str, str],
+    subordinates: tuple[SubordinateDocument, ...],
+    context: _Context,
 ) -> OrderDocument:
     def requisite_or_element(element_name: str, requisite_name: str) -> str | None:
-        return _text(elem, element_name) or requisites.get(requisite_name, "").strip() or None
+        return _element_or_requisite(elem, requisites, element_name, requisite_name)
 
     total_text = _text(elem, "Сумма")
     total = None if total_text is None else _number(total_text, parse_money, "total", "сумма")
@@ -878,6 +927,8 @@ def _build_document(
     cancelled = _optional_flag(requisites.get("Отменен"), "отменён")
     goods = _child(elem, "Товары")
     lines = () if goods is None else tuple(map(_read_order_line, _children(goods, "Товар")))
+    paid_at = _date(requisites.get("Дата оплаты по 1С"), context, "дата оплаты по 1С")
+    shipped_at = _date(requisites.get("Дата отгрузки по 1С"), context, "дата отгрузки по 1С")
 
     return OrderDocument(
         site_id=site_id,
@@ -888,13 +939,193 @@ def _build_document(
         number_1c=requisite_or_element("Номер1С", "Номер по 1С"),
         date_1c=_date(requisite_or_element("Дата1С", "Дата по 1С"), context, "дата по 1С"),
         posted=_optional_flag(requisite_or_element("Проведен", "Проведен"), "проведён"),
-        paid_at=_date(requisites.get("Дата оплаты по 1С"), context, "дата оплаты по 1С"),
-        shipped_at=_date(requisites.get("Дата отгрузки по 1С"), context, "дата отгрузки по 1С"),
+        paid_at=paid_at or _latest_date(subordinates, SubordinateKind.PAYMENT),
+        shipped_at=shipped_at or _latest_date(subordinates, SubordinateKind.SHIPMENT),
         cancelled=bool(cancelled),
         deleted=bool(deleted),
         status_text=requisites.get("Статус заказа", "").strip() or None,
         requisites=requisites,
         lines=lines,
+        subordinates=subordinates,
+    )
+
+
+def _latest_date(
+    subordinates: Sequence[SubordinateDocument], kind: SubordinateKind
+) -> datetime | None:
+    # The latest date, because with partial payments or shipments the order is complete
+    # only with the last one.
+    dates = [s.date for s in subordinates if s.kind is kind and s.effective and s.date]
+    return max(dates, default=None)
+
+
+# --------------------------------------------------------------------------------------
+# Payments and shipments of an order
+
+
+def _read_container(container: etree._Element, context: _Context) -> Iterator[OrderDocument]:
+    """Yield the orders of a 3.1 Контейнер, each with the payments and shipments beside it.
+
+    1C puts one order and the documents entered on its basis into one Контейнер. A
+    payment or shipment goes to the order its Основание names, else to the only order.
+    A Контейнер without an order gives a status-only OrderDocument per Основание.
+    """
+    orders: list[etree._Element] = []
+    subordinates: list[SubordinateDocument] = []
+    for document in _children(container, "Документ"):
+        if _is_order_operation(_text(document, "ХозОперация")):
+            orders.append(document)
+        elif (subordinate := _read_subordinate(document, context)) is not None:
+            subordinates.append(subordinate)
+
+    if not orders:
+        yield from _status_only_documents(subordinates, context)
+        return
+
+    beside = _assign_to_orders(orders, subordinates, context)
+    for order, attached in zip(orders, beside, strict=True):
+        document = _read_document(order, context, attached)
+        if document is not None:
+            yield document
+
+
+def _assign_to_orders(
+    orders: list[etree._Element], subordinates: list[SubordinateDocument], context: _Context
+) -> list[list[SubordinateDocument]]:
+    keys = [_order_keys(order) for order in orders]
+    assigned: list[list[SubordinateDocument]] = [[] for _ in orders]
+    for subordinate in subordinates:
+        index = next((i for i, key in enumerate(keys) if subordinate.basis_id in key), None)
+        if index is None and len(orders) == 1:
+            index = 0
+        if index is None:
+            _log.warning(
+                "commerceml.subordinate_unattached",
+                filename=context.filename,
+                document=subordinate.external_id,
+                basis=subordinate.basis_id,
+            )
+            continue
+        assigned[index].append(subordinate)
+    return assigned
+
+
+def _order_keys(order: etree._Element) -> set[str]:
+    """The values an Основание may use for this order: its Ид and its Номер."""
+    texts = (_raw_text(order, "Ид"), _raw_text(order, "Номер"))
+    return {normalize_id(text) for text in texts if text}
+
+
+def _status_only_documents(
+    subordinates: list[SubordinateDocument], context: _Context
+) -> Iterator[OrderDocument]:
+    # NOTE: Основание is matched against the site order's Ид, as the 1C-Bitrix site module
+    # reads it. A 1C that writes its own order number there leaves the order unknown.
+    grouped: dict[str, list[SubordinateDocument]] = {}
+    for subordinate in subordinates:
+        if not subordinate.basis_id:
+            _log.warning(
+                "commerceml.subordinate_unattached",
+                filename=context.filename,
+                document=subordinate.external_id,
+                basis=None,
+            )
+            continue
+        grouped.setdefault(subordinate.basis_id, []).append(subordinate)
+
+    for site_id, found in grouped.items():
+        yield OrderDocument(
+            site_id=site_id,
+            number=None,
+            date=None,
+            currency=None,
+            total=None,
+            paid_at=_latest_date(found, SubordinateKind.PAYMENT),
+            shipped_at=_latest_date(found, SubordinateKind.SHIPMENT),
+            subordinates=tuple(found),
+        )
+
+
+def _read_nested_subordinates(
+    order: etree._Element, context: _Context
+) -> list[SubordinateDocument]:
+    nested = _child(order, "ПодчиненныеДокументы")
+    if nested is None:
+        return []
+
+    result: list[SubordinateDocument] = []
+    for entry in _children(nested, "ПодчиненныйДокумент"):
+        subordinate = _read_subordinate(entry, context)
+        if subordinate is not None:
+            result.append(subordinate)
+    return result
+
+
+def _read_subordinate(elem: etree._Element, context: _Context) -> SubordinateDocument | None:
+    """Build a payment or shipment, or None (logged) for any other ХозОперация."""
+    operation = _text(elem, "ХозОперация") or ""
+    kind = _SUBORDINATE_OPERATIONS.get(operation.lower())
+    if kind is None:
+        # Info, not debug: an operation the hub does not know may be one it should learn.
+        _log.info(
+            "commerceml.document_skipped",
+            filename=context.filename,
+            operation=operation,
+            document=_text(elem, "Ид"),
+        )
+        return None
+
+    external_id = _required_id(elem, context, "document", "документ")
+    requisites = _first_values(_read_requisites(elem))
+    try:
+        subordinate = _build_subordinate(elem, kind, operation, requisites, context)
+    except _BadValue as exc:
+        raise _record_error(
+            context,
+            elem,
+            f"{kind} document {external_id!r}: {exc}",
+            f"документ {external_id}: значение «{exc.value}» в поле «{exc.what_ru}» не распознано",
+        ) from exc
+
+    if subordinate.effective and subordinate.date is None:
+        _log.warning(
+            "commerceml.subordinate_undated", filename=context.filename, document=external_id
+        )
+    return subordinate
+
+
+def _build_subordinate(
+    elem: etree._Element,
+    kind: SubordinateKind,
+    operation: str,
+    requisites: dict[str, str],
+    context: _Context,
+) -> SubordinateDocument:
+    def requisite_or_element(element_name: str, requisite_name: str) -> str | None:
+        return _element_or_requisite(elem, requisites, element_name, requisite_name)
+
+    amount_text = _text(elem, "Сумма")
+    day = _text(elem, "Дата") or _text(elem, "Дата1С")
+    completed_name = _COMPLETED_REQUISITES[kind]
+    basis = _text(elem, "Основание")
+
+    return SubordinateDocument(
+        kind=kind,
+        external_id=normalize_id(_raw_text(elem, "Ид") or ""),
+        operation=operation,
+        number=_text(elem, "Номер"),
+        number_1c=requisite_or_element("Номер1С", "Номер по 1С"),
+        date=_document_date(day, _text(elem, "Время"), context),
+        amount=None if amount_text is None else _number(amount_text, parse_money, "sum", "сумма"),
+        posted=_optional_flag(requisite_or_element("Проведен", "Проведен"), "проведён"),
+        deleted=bool(
+            _optional_flag(
+                requisite_or_element("ПометкаУдаления", "ПометкаУдаления"), "пометка удаления"
+            )
+        ),
+        cancelled=bool(_optional_flag(requisites.get("Отменен"), "отменён")),
+        completed=_optional_flag(requisites.get(completed_name), completed_name.lower()),
+        basis_id=None if basis is None else normalize_id(basis),
     )
 
 
@@ -956,6 +1187,79 @@ def _read_discount(line: etree._Element) -> Decimal:
         if amount is not None:
             total += _number(amount, parse_money, "discount", "скидка")
     return total
+
+
+# --------------------------------------------------------------------------------------
+# Counterparties
+
+
+def _read_counterparty(elem: etree._Element, context: _Context) -> Counterparty:
+    """Build a Counterparty from a Контрагенты/Контрагент element of a counterparties file.
+
+    ИНН, КПП and the full name are direct children in 2.09 files. The 2.x schema also
+    allows them inside РеквизитыЮрЛица (organisations) or РеквизитыФизЛица (persons).
+    """
+    external_id = _required_id(elem, context, "counterparty", "контрагент")
+    sources = [elem]
+    sources += [
+        details
+        for name in ("РеквизитыЮрЛица", "РеквизитыФизЛица")
+        if (details := _child(elem, name)) is not None
+    ]
+    full_name = _first_text(sources, "ОфициальноеНаименование") or _first_text(
+        sources, "ПолноеНаименование"
+    )
+    full_name = None if full_name is None else _clean_name(full_name)
+
+    return Counterparty(
+        external_id=external_id,
+        name=_name_text(elem) or full_name or "",
+        full_name=full_name,
+        inn=_first_text(sources, "ИНН"),
+        kpp=_first_text(sources, "КПП"),
+        deleted=_deleted(elem, context),
+        raw=_element_fields(elem),
+    )
+
+
+def _first_text(elements: Sequence[etree._Element], name: str) -> str | None:
+    for elem in elements:
+        text = _text(elem, name)
+        if text:
+            return text
+    return None
+
+
+def _element_fields(elem: etree._Element) -> dict[str, XmlValue]:
+    """Map the attributes and children of `elem` to XmlValue, see model.XmlValue.
+
+    Own text next to attributes or children is kept under "#text".
+    """
+    fields: dict[str, XmlValue] = {
+        "@" + str(name).rpartition("}")[2]: value for name, value in elem.attrib.items()
+    }
+    text = (elem.text or "").strip()
+    if text and (len(elem) or elem.attrib):
+        fields["#text"] = text
+
+    for child in elem.iterchildren(tag=etree.Element):
+        name = _local(child)
+        value = _element_value(child)
+        existing = fields.get(name)
+        if existing is None:
+            fields[name] = value
+        elif isinstance(existing, list):
+            existing.append(value)
+        else:
+            fields[name] = [existing, value]
+    return fields
+
+
+def _element_value(elem: etree._Element) -> XmlValue:
+    # libxml2 limits the nesting depth (huge_tree is off), which bounds this recursion.
+    if len(elem) == 0 and not elem.attrib:
+        return (elem.text or "").strip()
+    return _element_fields(elem)
 
 
 def _record_error(
