@@ -21,16 +21,9 @@ import trio
 from actors.messages import BranchControl, Wake
 from connectors.commerceml import model
 from connectors.odata.changes import CatalogDelta, CatalogTracker, orders_watermark
-from connectors.odata.client import ODataClient, ODataConfig
+from connectors.odata.client import CatalogRead, ODataClient, ODataConfig
 from connectors.odata.errors import ODataError, is_not_published
-from connectors.odata.models import (
-    OrderIn,
-    OrderLineIn,
-    OrderRef,
-    PriceRow,
-    ProductRow,
-    StockRow,
-)
+from connectors.odata.models import OrderIn, OrderLineIn, OrderRef
 from connectors.odata.profile import ODataProfile, Role
 from tentorium_hub import metrics
 from tentorium_hub.domain.backoff import backoff_s, spread_offset_s
@@ -55,6 +48,11 @@ STATUS_POLL_LIMIT = 200
 # margin. The hub writes the order's creation time as the document date; the margin covers
 # a manager who moves the date back within a day. The day is a judgement, not a measurement.
 ORDER_DATE_MARGIN = timedelta(days=1)
+# While a branch stays healthy, its actor writes a success to branch_health at most this
+# often, and between writes it updates only the metric. The first success after a failure
+# is written at once, and a failure writes the latest unwritten success with it. The stored
+# time may lag by this much, far below the 3600 s after which HubBranchStale fires.
+HEALTH_WRITE_INTERVAL_S = 300.0
 
 
 class CommerceMLBranchActor(Actor):
@@ -109,6 +107,10 @@ class ODataBranchActor(Actor):
         self._catalog = CatalogTracker()
         self._order_versions: dict[str, str | None] = {}
         self._watermark: datetime | None = None
+        # What this actor last wrote to branch_health: a success (when, on the trio clock),
+        # or None after a failure or before the first write.
+        self._success_written_at: float | None = None
+        self._unwritten_success: datetime | None = None
 
     def _client(self) -> ODataClient:
         config = ODataConfig(
@@ -167,9 +169,11 @@ class ODataBranchActor(Actor):
 
         if now >= self._next_poll:
             self._next_poll = now + self._settings.poll_interval_s
-            await self._poll(client)
+            deliveries_due = await self._poll(client)
             if self._retry_at is not None:
                 return  # the poll failed in a way worth retrying: the branch is likely down
+            if not deliveries_due:
+                return
         await self._deliver(client)
 
     async def handle(self, message: object) -> None:
@@ -278,8 +282,7 @@ class ODataBranchActor(Actor):
         # A rejected read of the service document (bad path, rights) is not retried until a
         # resync. The round goes on with the configured УТ 11 names and meets the error there.
         self._need_probe = False
-        count = await self._db.run(branches_db.record_failure, self.branch.code, str(exc))
-        metrics.record_branch_failure(self.branch.code, count)
+        await self._record_failure(str(exc))
         self.log.error("branch.probe_failed", error=str(exc), permanent=True)
         return True
 
@@ -362,21 +365,21 @@ class ODataBranchActor(Actor):
 
     # -- polling ----------------------------------------------------------------------
 
-    async def _poll(self, client: ODataClient) -> None:
+    async def _poll(self, client: ODataClient) -> bool:
+        """Read the catalog and order statuses; return whether outbox rows may be due."""
         started = trio.current_time()
         try:
-            products = await client.fetch_products()
-            prices = await client.fetch_prices()
-            stock = await client.fetch_stock()
-            counts = await self._store_catalog(products, prices, stock)
-            await self._poll_statuses(client)
+            catalog = await client.read_catalog(unchanged_digest=self._catalog.digest)
+            counts = await self._store_catalog(catalog)
+            deliveries_due = await self._poll_statuses(client)
         except ConnectorError as exc:
             metrics.record_exchange("odata", "poll", "failure", trio.current_time() - started)
             await self._poll_failed(exc)
-            return
+            return True
         metrics.record_exchange("odata", "poll", "success", trio.current_time() - started)
         self.log.info("branch.synced", **counts)
         await self._succeeded()
+        return deliveries_due
 
     async def _poll_failed(self, exc: ConnectorError) -> None:
         self._note_unpublished(exc)
@@ -387,17 +390,24 @@ class ODataBranchActor(Actor):
 
         # A permanent error (an entity not published, no rights) will not heal by retrying
         # sooner, so the next poll comes at the usual interval and deliveries go on.
-        count = await self._db.run(branches_db.record_failure, self.branch.code, str(exc))
-        metrics.record_branch_failure(self.branch.code, count)
+        await self._record_failure(str(exc))
         self.log.error("branch.sync_failed", error=str(exc), permanent=True)
 
-    async def _store_catalog(
-        self, products: list[ProductRow], prices: list[PriceRow], stock: list[StockRow]
-    ) -> dict[str, int | bool]:
+    async def _store_catalog(self, catalog: CatalogRead) -> dict[str, int | bool]:
         """Import what changed since the last stored poll; see `CatalogTracker`."""
-        delta = self._catalog.delta(products, prices, stock)
+        if catalog.rows is None:
+            # The read matched the last stored one byte for byte, so nothing changed.
+            return {
+                "read_products": catalog.product_count,
+                "changed_products": 0,
+                "changed_offers": 0,
+                "full": False,
+            }
+
+        rows = catalog.rows
+        delta = self._catalog.delta(rows.products, rows.prices, rows.stock, digest=catalog.digest)
         counts: dict[str, int | bool] = {
-            "read_products": len(products),
+            "read_products": len(rows.products),
             "changed_products": len(delta.products),
             "changed_offers": len(delta.offers),
             "full": delta.full,
@@ -425,31 +435,30 @@ class ODataBranchActor(Actor):
         self._catalog.commit(delta)
         return {**counts, **result.counts}
 
-    async def _poll_statuses(self, client: ODataClient) -> None:
+    async def _poll_statuses(self, client: ODataClient) -> bool:
         """Apply the 1C state of delivered orders, read in one paged query since a watermark.
+
+        Return whether outbox rows may be due, from the same database read, so an idle
+        poll makes one database call besides the success it records.
 
         NOTE: an order document whose date a manager moved back by more than
         `ORDER_DATE_MARGIN` falls outside the query, and its status is no longer followed.
         """
         profile = client.profile
         if profile is not None and not profile.has(Role.ORDER):
-            return  # deliveries report the missing order document to the operator
-        waiting = await self._db.run(
-            outbox_db.orders_awaiting_status, self.branch.code, STATUS_POLL_LIMIT
+            return True  # deliveries report the missing order document to the operator
+        state = await self._db.run(
+            outbox_db.read_poll_state, self.branch.code, self._node_id, STATUS_POLL_LIMIT
         )
-        if not waiting:
-            return
-
-        created = await self._db.run(_created_at, [order_id for order_id, _ in waiting])
-        since = orders_watermark(created, ORDER_DATE_MARGIN)
+        since = orders_watermark((order.created_at for order in state.awaiting), ORDER_DATE_MARGIN)
         if since is None:
-            return
+            return state.deliveries_due
         refs = await client.fetch_hub_orders_since(since)
         await self._store_watermark(since)
 
         versions: dict[str, str | None] = {}
-        for order_id, number in waiting:
-            ref = refs.get(number)
+        for order in state.awaiting:
+            ref = refs.get(order.number)
             if ref is None:
                 continue
             versions[ref.ref_key] = ref.data_version
@@ -457,8 +466,9 @@ class ODataBranchActor(Actor):
                 self._order_versions.get(ref.ref_key) == ref.data_version
             )
             if not unchanged:
-                await self._db.transaction(_apply_ref_status, order_id, ref)
+                await self._db.transaction(_apply_ref_status, order.order_id, ref)
         self._order_versions = versions
+        return state.deliveries_due
 
     async def _store_watermark(self, since: datetime) -> None:
         if since == self._watermark:
@@ -483,8 +493,7 @@ class ODataBranchActor(Actor):
                 max_s=self._settings.retry_max_s,
             )
         self._retry_at = now + delay
-        count = await self._db.run(branches_db.record_failure, self.branch.code, error)
-        metrics.record_branch_failure(self.branch.code, count)
+        await self._record_failure(error)
         return delay
 
     async def _succeeded(self) -> None:
@@ -493,8 +502,36 @@ class ODataBranchActor(Actor):
         if failures:
             self.log.info("branch.recovered", failures=failures)
         self._retry_at = None
+        await self._record_success()
+
+    async def _record_success(self) -> None:
+        """Record a success in branch_health and the metric, or in the metric alone.
+
+        The database write is skipped within `HEALTH_WRITE_INTERVAL_S` of the last one,
+        unless a failure was written since.
+        """
+        now = trio.current_time()
+        written_at = self._success_written_at
+        if written_at is not None and now - written_at < HEALTH_WRITE_INTERVAL_S:
+            self._unwritten_success = datetime.now(UTC)
+            metrics.record_branch_success(self.branch.code, self._unwritten_success.timestamp())
+            return
+
         when = await self._db.run(branches_db.record_success, self.branch.code)
+        self._success_written_at = now
+        self._unwritten_success = None
         metrics.record_branch_success(self.branch.code, when.timestamp())
+
+    async def _record_failure(self, error: str) -> None:
+        count = await self._db.run(
+            branches_db.record_failure,
+            self.branch.code,
+            error,
+            succeeded_at=self._unwritten_success,
+        )
+        self._success_written_at = None
+        self._unwritten_success = None
+        metrics.record_branch_failure(self.branch.code, count)
 
 
 def _to_odata(export: ExportOrder) -> OrderIn:
@@ -621,8 +658,3 @@ async def _store_watermark(conn: Any, branch: str, since: datetime) -> None:
         branch,
         since,
     )
-
-
-async def _created_at(conn: Any, order_ids: list[uuid.UUID]) -> list[datetime]:
-    rows = await conn.fetch("SELECT created_at FROM orders WHERE id = ANY($1::uuid[])", order_ids)
-    return [row["created_at"] for row in rows]

@@ -27,7 +27,6 @@ import io
 import json
 import os
 import pstats
-import resource
 import shutil
 import statistics
 import subprocess
@@ -44,6 +43,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from lxml import etree
+
+from loadtests.sampling import machine_busy_s, mb, process_cpu_s, reset_peak_rss, status_kb
 
 DEFAULT_PRODUCTS = 100_000
 DEFAULT_REPEATS = 3
@@ -70,52 +71,6 @@ MERGE_STEPS = (
     "_merge_stock",
     "clear_stage",
 )
-
-
-# --------------------------------------------------------------------------------------
-# Process measurements (bench_pollers uses them too)
-
-
-def status_kb(name: str, pid: int | str = "self") -> int:
-    """Read one `kB` line (VmRSS, VmHWM...) of /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return int(line.split()[1])
-    raise LookupError(f"/proc/{pid}/status has no {name} line")
-
-
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux 4.0+); return False where the kernel refuses."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def process_cpu_s() -> float:
-    """User plus system CPU seconds of this process, all threads included."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def other_process_cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of another process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    # After the command name: state is field 3, utime field 14 and stime field 15.
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (not idle, not waiting for I/O)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def mb(kilobytes: float) -> float:
-    return round(kilobytes / 1024, 1)
 
 
 # --------------------------------------------------------------------------------------

@@ -13,7 +13,12 @@ benchmark measures over `--duration-s`:
 - for context, the CPU of the emulator process and of the embedded PostgreSQL.
 
     python -m loadtests.bench_pollers --branches 1100 --duration-s 180
+    python -m loadtests.bench_pollers --branches 1100 --duration-s 120 --profile py-spy
     python -m loadtests.bench_pollers serve-emulators --count 1100 --port 0
+
+With `--profile`, the window is also profiled: cProfile on the trio thread's CPU clock, or
+py-spy sampling the threads that hold the GIL. Either slows the hub, so the CPU figures of a
+profiled run are higher than those of a plain run.
 
 The server is an embedded PostgreSQL in a temporary folder unless BENCH_DATABASE_URL
 names one; the benchmark creates and drops its own database on it.
@@ -22,9 +27,15 @@ names one; the benchmark creates and drops its own database on it.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import cProfile
+import gc
+import io
 import json
 import os
+import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -43,13 +54,18 @@ from loadtests.bench_import import (
     REPO_ROOT,
     bench_server,
     drop_bench_database,
-    machine_busy_s,
-    mb,
-    other_process_cpu_s,
-    process_cpu_s,
     recreate_database,
     server_version,
     source_revision,
+)
+from loadtests.sampling import (
+    child_pids,
+    cpu_delta,
+    cpu_of,
+    machine_busy_s,
+    mb,
+    other_process_cpu_s,
+    process_cpu_split_s,
     status_kb,
 )
 
@@ -68,6 +84,9 @@ BRANCH_TZ = "Europe/Moscow"
 SAMPLE_EVERY_S = 5.0
 LAG_PROBE_S = 0.1
 EMULATOR_START_TIMEOUT_S = 300.0
+PROFILERS = ("cprofile", "py-spy")
+PY_SPY_RATE_HZ = 100
+PROFILE_LINES = 30
 
 
 def branch_code(index: int) -> str:
@@ -245,6 +264,32 @@ class Window:
 
     rss_kb: list[int] = field(default_factory=list)
     lags_s: list[float] = field(default_factory=list)
+    # Collections of the cyclic garbage collector, by generation, their CPU seconds and
+    # the longest one in wall seconds, during which the trio loop is blocked.
+    gc_collections: list[int] = field(default_factory=lambda: [0] * len(gc.get_stats()))
+    gc_cpu_s: float = 0.0
+    gc_max_pause_s: float = 0.0
+
+
+@contextlib.contextmanager
+def counting_gc(window: Window) -> Iterator[None]:
+    """Count the garbage collector's runs and CPU time while the block runs."""
+    started: list[tuple[float, float]] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append((time.thread_time(), time.perf_counter()))
+        elif started:
+            cpu_s, wall_s = started.pop()
+            window.gc_cpu_s += time.thread_time() - cpu_s
+            window.gc_max_pause_s = max(window.gc_max_pause_s, time.perf_counter() - wall_s)
+            window.gc_collections[info["generation"]] += 1
+
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
 
 
 async def probe_lag(window: Window) -> None:
@@ -267,31 +312,7 @@ def postgres_pids(work_dir: Path) -> list[int]:
     if os.environ.get("BENCH_DATABASE_URL") or not pid_file.exists():
         return []
     postmaster = int(pid_file.read_text().split()[0])
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text().rpartition(")")[2].split()
-                if int(stat[1]) == postmaster:
-                    pids.append(int(entry.name))
-    return pids
-
-
-def cpu_of(pids: list[int]) -> dict[int, float]:
-    seconds: dict[int, float] = {}
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            seconds[pid] = other_process_cpu_s(pid)
-    return seconds
-
-
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds used between two readings, by processes alive at the second one.
-
-    A process that started in between counts with all its CPU time. A process that exited
-    in between is missed, so the result can be low when connections are replaced.
-    """
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    return [postmaster, *child_pids(postmaster)]
 
 
 async def wait_for_first_polls(db: Any, count: int, timeout_s: float) -> dict[str, Any]:
@@ -313,7 +334,8 @@ async def wait_for_first_polls(db: Any, count: int, timeout_s: float) -> dict[st
 class Readings:
     """Counters read at one instant, for the differences over the window."""
 
-    hub_cpu_s: float
+    hub_user_s: float
+    hub_system_s: float
     machine_busy_s: float
     polls: dict[str, float]
     emulator_cpu_s: float
@@ -323,8 +345,10 @@ class Readings:
 
 
 def read_counters(emulator_pid: int, pg_pids: list[int]) -> Readings:
+    user_s, system_s = process_cpu_split_s()
     return Readings(
-        hub_cpu_s=process_cpu_s(),
+        hub_user_s=user_s,
+        hub_system_s=system_s,
         machine_busy_s=machine_busy_s(),
         polls=poll_metrics(),
         emulator_cpu_s=other_process_cpu_s(emulator_pid),
@@ -343,10 +367,12 @@ async def measure_window(
     before = read_counters(emulator_pid, pg_pids)
     if db is not None:
         before.database_now = await db.run(database_now)
+    profile: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         nursery.start_soon(probe_lag, window)
         nursery.start_soon(sample_rss, window)
-        await trio.sleep(args.duration_s)
+        with profiled(args, profile), counting_gc(window):
+            await trio.sleep(args.duration_s)
         nursery.cancel_scope.cancel()
     after = read_counters(emulator_pid, postgres_pids(args.work_dir))
     imports: dict[str, int] | None = None
@@ -354,7 +380,93 @@ async def measure_window(
     if db is not None:
         imports = await db.run(import_counts, before.database_now)
         health = await db.run(health_counts)
-    return summarize_window(args, before, after, window, imports, health)
+    summary = summarize_window(args, before, after, window, imports, health)
+    if profile:
+        summary["profile"] = profile
+    return summary
+
+
+# --------------------------------------------------------------------------------------
+# Profiling
+
+
+@contextlib.contextmanager
+def profiled(args: argparse.Namespace, result: dict[str, Any]) -> Iterator[None]:
+    """Profile the hub process while the block runs, with `args.profile`; fill `result`."""
+    if args.profile is None:
+        yield
+        return
+
+    if args.profile == "cprofile":
+        # The trio thread runs the actors, asyncpg's asyncio loop and the HTTP clients, and
+        # its CPU clock leaves out the time it waits in epoll.
+        profile = cProfile.Profile(time.thread_time)
+        profile.enable()
+        try:
+            yield
+        finally:
+            profile.disable()
+        result.update(cprofile_summary(profile, args.work_dir / "pollers.pstats"))
+        return
+
+    output = args.work_dir / "pollers-py-spy.txt"
+    sampler = start_py_spy(output, args.duration_s)
+    try:
+        yield
+    finally:
+        sampler.wait(timeout=60)
+    result.update(py_spy_summary(output))
+
+
+def cprofile_summary(profile: cProfile.Profile, path: Path) -> dict[str, Any]:
+    """Save the profile to `path`; return the top functions by own and by cumulative time."""
+    profile.dump_stats(path)
+    tables = {}
+    for order in ("tottime", "cumulative"):
+        buffer = io.StringIO()
+        pstats.Stats(profile, stream=buffer).sort_stats(order).print_stats(PROFILE_LINES)
+        tables[order] = buffer.getvalue()
+    return {"tool": "cprofile", "file": str(path), **tables}
+
+
+def start_py_spy(output: Path, duration_s: float) -> subprocess.Popen[bytes]:
+    """Start py-spy on this process for `duration_s`, sampling only threads that hold the GIL.
+
+    A thread in a system call (socket I/O, epoll) releases the GIL, so those samples are left
+    out. What remains is close to the Python code's CPU time.
+    """
+    command = ["py-spy", "record", "--pid", str(os.getpid()), "--rate", str(PY_SPY_RATE_HZ)]
+    command += ["--duration", str(max(1, round(duration_s))), "--gil"]
+    command += ["--format", "raw", "--output", str(output)]
+    log_file = output.with_suffix(".log").open("wb")
+    return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def py_spy_summary(path: Path) -> dict[str, Any]:
+    """Read py-spy's collapsed stacks; return the top frames by own and inclusive samples."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        # A frame reads "function (file:line)". Dropping the line number merges the lines.
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        total += samples
+        own[frames[-1]] += samples
+        inclusive.update(dict.fromkeys(frames, samples))
+
+    def table(counter: collections.Counter[str]) -> str:
+        rows = counter.most_common(PROFILE_LINES)
+        return "\n".join(f"{100 * n / max(1, total):5.1f} %  {frame}" for frame, n in rows)
+
+    return {
+        "tool": "py-spy",
+        "file": str(path),
+        "samples": total,
+        "own": table(own),
+        "inclusive": table(inclusive),
+    }
 
 
 def summarize_window(
@@ -369,9 +481,13 @@ def summarize_window(
     lags = sorted(window.lags_s)
     polls = {key: after.polls[key] - before.polls[key] for key in after.polls}
     mean_poll_s = polls.pop("duration_sum_s") / max(1.0, polls.pop("duration_count"))
+    user_s = after.hub_user_s - before.hub_user_s
+    system_s = after.hub_system_s - before.hub_system_s
     return {
         "window_s": round(wall, 1),
-        "hub_cpu_pct_of_one_core": round(100 * (after.hub_cpu_s - before.hub_cpu_s) / wall, 2),
+        "hub_cpu_pct_of_one_core": round(100 * (user_s + system_s) / wall, 2),
+        "hub_cpu_user_system_pct": [round(100 * user_s / wall, 2), round(100 * system_s / wall, 2)],
+        "hub_cpu_ms_per_poll": round(1000 * (user_s + system_s) / max(1, polls["succeeded"]), 2),
         "hub_rss_mb": {
             "max": mb(max(window.rss_kb)),
             "median": mb(statistics.median(window.rss_kb)),
@@ -391,6 +507,11 @@ def summarize_window(
             "median": round(1000 * statistics.median(lags), 2),
             "p99": round(1000 * lags[min(len(lags) - 1, int(0.99 * len(lags)))], 2),
             "max": round(1000 * lags[-1], 2),
+        },
+        "gc": {
+            "collections_by_generation": window.gc_collections,
+            "cpu_pct_of_one_core": round(100 * window.gc_cpu_s / wall, 2),
+            "max_pause_ms": round(1000 * window.gc_max_pause_s, 1),
         },
         "polls": {key: int(value) for key, value in polls.items()},
         "mean_poll_s": round(mean_poll_s, 3),
@@ -493,6 +614,8 @@ def print_summary(report: dict[str, Any]) -> None:
     cpu = window["hub_cpu_pct_of_one_core"]
     rss = window["hub_rss_mb"]["max"]
     print(json.dumps(report, indent=2, default=str))
+    if "profile" in window:
+        print("profiled run: the profiler's own cost is in the CPU figures")
     print(
         f"{report['branches']} branches: hub CPU {cpu} % of one core "
         f"(goal < {CPU_GOAL_PCT}: {'met' if cpu < CPU_GOAL_PCT else 'missed'}), RSS max {rss} MB "
@@ -547,6 +670,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder for logs and the embedded server (default: a new temporary one)",
     )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILERS,
+        help="also profile the hub over the window; the output goes to the work folder",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     return parser
@@ -557,6 +685,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.branches < 1 or args.duration_s <= 0:
         parser.error("--branches must be at least 1 and --duration-s above 0")
+
+    if args.profile == "py-spy" and shutil.which("py-spy") is None:
+        parser.error("--profile py-spy needs the py-spy program on PATH: pip install py-spy")
 
     args.warmup_timeout_s = args.warmup_timeout_s or 2 * args.poll_interval_s + 60
     # The emulator process stops by itself after this many seconds.

@@ -81,6 +81,8 @@ class CatalogDelta:
     offers: dict[str, OfferState]
     versions: dict[str, str | None] = field(repr=False)
     states: dict[str, OfferState] = field(repr=False)
+    # The `ODataClient.read_catalog` digest of the read these rows came from, if known.
+    digest: bytes | None = field(default=None, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -93,25 +95,41 @@ class CatalogTracker:
     def __init__(self) -> None:
         self._versions: dict[str, str | None] | None = None
         self._states: dict[str, OfferState] = {}
+        self._digest: bytes | None = None
 
     @property
     def primed(self) -> bool:
         """Whether a full snapshot was stored, so later polls can be incremental."""
         return self._versions is not None
 
+    @property
+    def digest(self) -> bytes | None:
+        """The read digest of the last committed delta; None before one or after a reset."""
+        return self._digest if self.primed else None
+
     def reset(self) -> None:
         """Forget everything, so the next poll stores a full snapshot again."""
         self._versions = None
         self._states = {}
+        self._digest = None
 
     def delta(
-        self, products: list[ProductRow], prices: list[PriceRow], stock: list[StockRow]
+        self,
+        products: list[ProductRow],
+        prices: list[PriceRow],
+        stock: list[StockRow],
+        *,
+        digest: bytes | None = None,
     ) -> CatalogDelta:
-        """Compare one poll's rows with the last committed ones; nothing is remembered yet."""
+        """Compare one poll's rows with the last committed ones; nothing is remembered yet.
+
+        `digest` identifies the read of these rows (see `ODataClient.read_catalog`), so the
+        next poll can skip decoding a read with the same digest.
+        """
         versions = {product.ref_key: product.data_version for product in products}
         states = offer_states(prices, stock)
         if self._versions is None:
-            return CatalogDelta(True, list(products), dict(states), versions, states)
+            return CatalogDelta(True, list(products), dict(states), versions, states, digest)
 
         known = self._versions
         full = bool(known.keys() - versions.keys())
@@ -122,12 +140,13 @@ class CatalogTracker:
         for key, old in self._states.items():
             if key not in states:
                 changed_offers[key] = OfferState(old.product_id, old.characteristic_id)
-        return CatalogDelta(full, changed_products, changed_offers, versions, states)
+        return CatalogDelta(full, changed_products, changed_offers, versions, states, digest)
 
     def commit(self, delta: CatalogDelta) -> None:
         """Remember a delta once the import that stored it succeeded."""
         self._versions = dict(delta.versions)
         self._states = dict(delta.states)
+        self._digest = delta.digest
 
 
 def changed_elements(products: list[ProductRow], known: dict[str, str | None]) -> list[ProductRow]:

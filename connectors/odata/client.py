@@ -7,6 +7,7 @@ so URLs are built here by hand instead of through an OData library.
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 import ssl
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Generic, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -57,6 +58,7 @@ from tentorium_hub.logs import get_logger
 from tentorium_hub.metrics import record_exchange
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Dimensions of the stock balance besides the warehouse: everything else (series,
 # purpose...) is summed up by 1C.
@@ -67,6 +69,12 @@ STOCK_ITEM_DIMENSIONS = ("Номенклатура", "Характеристик
 # is percent-encoded UTF-8, which covers Cyrillic names and the spaces of `$filter`.
 PATH_SAFE = "/(),='_-."
 QUERY_SAFE = "(),'_-.:"
+
+# Parsed request URLs each client keeps, so the same poll request every interval skips
+# building and parsing its URL again. httpx 0.29 parses a URL string character by character,
+# and percent-encoded Cyrillic names make these URLs about 500 characters long. One poll
+# reads 3 or 4 fixed URLs. The cache is emptied when full, so one-off URLs cannot grow it.
+URL_CACHE_SIZE = 16
 
 log = get_logger("connectors.odata")
 
@@ -108,6 +116,54 @@ class ODataConfig:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
         if self.page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {self.page_size!r}")
+
+
+@dataclass(frozen=True)
+class CatalogRows:
+    """A branch's goods catalog, latest prices and stock balances, decoded."""
+
+    products: list[ProductRow]
+    prices: list[PriceRow]
+    stock: list[StockRow]
+
+
+@dataclass(frozen=True)
+class CatalogRead:
+    """One read of a branch's catalog, prices and stock; see `ODataClient.read_catalog`."""
+
+    # BLAKE2b of every request URL and response body of the read, in order.
+    digest: bytes
+    product_count: int
+    # None when `digest` equals the caller's: the same bytes would decode to the same rows.
+    rows: CatalogRows | None
+
+
+class BodyDigest:
+    """A running digest of response bodies and the URLs they came from."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+
+    def add(self, url: str, body: bytes) -> None:
+        # Each part goes in with its length, so bytes moved from one part to the next
+        # change the digest.
+        for part in (url.encode(), body):
+            self._hash.update(len(part).to_bytes(8, "big"))
+            self._hash.update(part)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+@dataclass(frozen=True)
+class _RawRows(Generic[R]):
+    """Rows of one read, parsed from JSON and not decoded yet."""
+
+    rows: list[object]
+    decode_row: Callable[[object], R]
+
+    def decode(self) -> list[R]:
+        return [self.decode_row(row) for row in self.rows]
 
 
 def guid_literal(value: str) -> str:
@@ -171,6 +227,7 @@ class ODataClient:
         self._random = random.Random()
         self._log = log.bind(odata_url=config.base_url)
         self._profile: ODataProfile | None = None
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
 
     @property
     def profile(self) -> ODataProfile | None:
@@ -219,6 +276,26 @@ class ODataClient:
     ) -> list[PriceRow]:
         """Read the latest prices (all price types, or one), as of now or of `at`."""
         return await self._measure("fetch_prices", lambda: self._fetch_prices(price_type_id, at))
+
+    async def read_catalog(self, *, unchanged_digest: bytes | None = None) -> CatalogRead:
+        """Read the goods catalog, the latest prices and stock, as the `fetch_*` methods do.
+
+        The rows are decoded only when the digest of this read differs from
+        `unchanged_digest`, the digest of an earlier read whose rows the caller has stored.
+        A 1C base that serialises unchanged data differently each time only loses the saving.
+        Each request counts as its `fetch_*` step in the metrics; decoding does not.
+        """
+        digest = BodyDigest()
+        products = await self._measure("fetch_products", lambda: self._read_products(digest))
+        prices = await self._measure("fetch_prices", lambda: self._read_prices(None, None, digest))
+        stock = await self._measure("fetch_stock", lambda: self._read_stock(None, digest))
+
+        value = digest.digest()
+        count = len(products.rows)
+        if value == unchanged_digest:
+            return CatalogRead(value, count, None)
+        rows = CatalogRows(products.decode(), prices.decode(), stock.decode())
+        return CatalogRead(value, count, rows)
 
     async def fetch_hub_orders_since(self, since: datetime) -> dict[str, OrderRef]:
         """Read the order documents dated `since` or later that carry a hub number.
@@ -332,11 +409,22 @@ class ODataClient:
     # -- reading ----------------------------------------------------------------------
 
     async def _fetch_products(self) -> list[ProductRow]:
-        params = [("$select", ",".join(PRODUCT_SELECT))]
-        rows = await self._get_pages(self._entity(Role.CATALOG), params)
-        return [decode_product(row) for row in rows]
+        return (await self._read_products(None)).decode()
 
     async def _fetch_stock(self, at: datetime | None) -> list[StockRow]:
+        return (await self._read_stock(at, None)).decode()
+
+    async def _fetch_prices(self, price_type_id: str | None, at: datetime | None) -> list[PriceRow]:
+        return (await self._read_prices(price_type_id, at, None)).decode()
+
+    async def _read_products(self, digest: BodyDigest | None) -> _RawRows[ProductRow]:
+        params = [("$select", ",".join(PRODUCT_SELECT))]
+        rows = await self._get_pages(self._entity(Role.CATALOG), params, digest=digest)
+        return _RawRows(list(rows), decode_product)
+
+    async def _read_stock(
+        self, at: datetime | None, digest: BodyDigest | None
+    ) -> _RawRows[StockRow]:
         config = self._config
         entity, warehouse, quantity = self._stock_names()
         dimensions = (*STOCK_ITEM_DIMENSIONS, warehouse)
@@ -349,12 +437,15 @@ class ODataClient:
 
         # NOTE: read in one request without $top/$skip, because register rows have no key to
         # order by. A branch is expected to have a few thousand balance rows at most.
-        rows = await self._get_rows(resource, [("$select", ",".join(select))])
-        return [
-            decode_stock(row, resource=quantity, warehouse_field=warehouse_field) for row in rows
-        ]
+        rows = await self._get_rows(resource, [("$select", ",".join(select))], digest=digest)
+        return _RawRows(
+            rows,
+            functools.partial(decode_stock, resource=quantity, warehouse_field=warehouse_field),
+        )
 
-    async def _fetch_prices(self, price_type_id: str | None, at: datetime | None) -> list[PriceRow]:
+    async def _read_prices(
+        self, price_type_id: str | None, at: datetime | None, digest: BodyDigest | None
+    ) -> _RawRows[PriceRow]:
         config = self._config
         arguments: list[tuple[str, str]] = []
         if at is not None:
@@ -365,8 +456,8 @@ class ODataClient:
             arguments.append(("Condition", f"'{condition}'"))
 
         resource = virtual_table(self._entity(Role.PRICE), "SliceLast", arguments)
-        rows = await self._get_rows(resource, [("$select", ",".join(PRICE_SELECT))])
-        return [decode_price(row, tz=config.tz) for row in rows]
+        rows = await self._get_rows(resource, [("$select", ",".join(PRICE_SELECT))], digest=digest)
+        return _RawRows(rows, functools.partial(decode_price, tz=config.tz))
 
     async def _fetch_hub_orders(self, since: datetime) -> dict[str, OrderRef]:
         number_field = self._config.order_number_field
@@ -382,7 +473,11 @@ class ODataClient:
         return {number: pick_order(orders) for number, orders in by_number.items()}
 
     async def _get_pages(
-        self, resource: str, params: Sequence[tuple[str, str]]
+        self,
+        resource: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        digest: BodyDigest | None = None,
     ) -> list[Mapping[str, object]]:
         """GET an entity set page by page, ordered by Ref_Key; rows repeated across pages once.
 
@@ -395,7 +490,7 @@ class ODataClient:
         skip = 0
         while True:
             paging = [("$orderby", "Ref_Key"), ("$top", str(page_size)), ("$skip", str(skip))]
-            page = await self._get_rows(resource, [*params, *paging])
+            page = await self._get_rows(resource, [*params, *paging], digest=digest)
             added = 0
             for row in page:
                 key = row.get("Ref_Key") if isinstance(row, Mapping) else None
@@ -479,12 +574,17 @@ class ODataClient:
     # -- transport --------------------------------------------------------------------
 
     async def _get_rows(
-        self, resource: str, params: Sequence[tuple[str, str]], *, retry: bool = True
+        self,
+        resource: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        retry: bool = True,
+        digest: BodyDigest | None = None,
     ) -> list[object]:
         """GET an entity set or a virtual table and return its `value` array."""
 
         async def get() -> object:
-            return await self._send("GET", resource, params)
+            return await self._send("GET", resource, params, digest=digest)
 
         document = await (self._with_retries(get) if retry else get())
         rows = document.get("value") if isinstance(document, dict) else None
@@ -501,9 +601,13 @@ class ODataClient:
         body: object = None,
         headers: Mapping[str, str] | None = None,
         expected: Collection[int] = (200,),
+        digest: BodyDigest | None = None,
     ) -> object:
-        """Send one request and return the parsed JSON body (None for an empty body)."""
-        url = build_url(self._config.base_url, resource, [("$format", "json"), *params])
+        """Send one request and return the parsed JSON body (None for an empty body).
+
+        A body that parses is added to `digest`, so a retried attempt adds only its own.
+        """
+        url = self._request_url(resource, params)
         operation = f"OData {method} {self._config.base_url}{resource}"
         request_headers = {"Accept": "application/json", **(headers or {})}
         content = None
@@ -531,9 +635,24 @@ class ODataClient:
         if not response.content:
             return None
         try:
-            return parse_json(response.content)
+            document = parse_json(response.content)
         except ValueError as exc:
             raise invalid_json_error(operation, exc) from exc
+        if digest is not None:
+            digest.add(str(url), response.content)
+        return document
+
+    def _request_url(self, resource: str, params: Sequence[tuple[str, str]]) -> httpx.URL:
+        key = (resource, tuple(params))
+        url = self._urls.get(key)
+        if url is not None:
+            return url
+
+        if len(self._urls) >= URL_CACHE_SIZE:
+            self._urls.clear()
+        url = httpx.URL(build_url(self._config.base_url, resource, [("$format", "json"), *params]))
+        self._urls[key] = url
+        return url
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run `call`, repeating it after retryable `ODataError`s with a jittered back-off."""

@@ -8,6 +8,7 @@ is free of I/O so that the conformance tests can run it on saved 1C responses.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from connectors.odata.errors import invalid_row_error
 # 1C writes an unset reference as the all-zero GUID and an unset date as year 1.
 EMPTY_REF = "00000000-0000-0000-0000-000000000000"
 EMPTY_DATE = "0001-01-01T00:00:00"
+# A GUID already in the form `str(uuid.UUID(...))` returns, as 1C writes references.
+CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Field names of a UT 11 base. Standard attributes (Ref_Key, Code, ...) are the same in every
 # configuration; the Cyrillic ones can differ between configurations and releases.
@@ -219,6 +222,8 @@ class RowReader:
             return None
         if not isinstance(value, str):
             raise self._fail(key, "a GUID string", value)
+        if CANONICAL_GUID.fullmatch(value):
+            return value  # the common case, without building a UUID object
         try:
             return str(uuid.UUID(value))
         except ValueError:

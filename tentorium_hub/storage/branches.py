@@ -173,15 +173,24 @@ async def record_success(conn: asyncpg.Connection, code: str) -> datetime:
     return row["last_success_at"] if row else datetime.now().astimezone()
 
 
-async def record_failure(conn: asyncpg.Connection, code: str, error: str) -> int:
+async def record_failure(
+    conn: asyncpg.Connection, code: str, error: str, *, succeeded_at: datetime | None = None
+) -> int:
+    """Count a failed exchange; return the failures in a row, this one included.
+
+    `succeeded_at` is a success that the caller has not written yet (an OData actor writes
+    successes at most every few minutes). It moves `last_success_at` forward, never back.
+    """
     row = await conn.fetchrow(
         """UPDATE branch_health
               SET last_attempt_at = now(), consecutive_failures = consecutive_failures + 1,
-                  last_error = $2
+                  last_error = $2,
+                  last_success_at = GREATEST(last_success_at, $3::timestamptz)
             WHERE branch_code = $1
         RETURNING consecutive_failures""",
         code,
         error[:2000],
+        succeeded_at,
     )
     return int(row["consecutive_failures"]) if row else 0
 
