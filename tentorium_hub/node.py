@@ -6,6 +6,7 @@ by default), so the core never imports it.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -152,6 +153,9 @@ async def run_node(
                 if handle_signals:
                     nursery.start_soon(_stop_on_signal, ctx, nursery.cancel_scope)
                 ctx.ready.set()
+                # Objects made during start-up live as long as the node; freezing them keeps
+                # full collections, which would walk them again and again, short.
+                gc.freeze()
                 log.info("node.started", node=ctx.node_id, http_port=ctx.http_port)
                 task_status.started(ctx)
         finally:

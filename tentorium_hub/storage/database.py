@@ -76,7 +76,13 @@ async def open_database(
     async with trio_asyncio.open_loop() as loop:
         try:
             pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool, loop=loop)(
-                url, min_size=min_size, max_size=max_size, command_timeout=120
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=120,
+                # The idle-connection timer is re-armed on every release, and each timer
+                # becomes a trio deadline; the pool is small, so idle connections may stay.
+                max_inactive_connection_lifetime=0,
             )
         except (asyncpg.PostgresError, OSError) as exc:
             raise StorageError(
