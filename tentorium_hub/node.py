@@ -153,8 +153,8 @@ async def run_node(
                 if handle_signals:
                     nursery.start_soon(_stop_on_signal, ctx, nursery.cancel_scope)
                 ctx.ready.set()
-                # Objects made during start-up live as long as the node; freezing them keeps
-                # full collections, which would walk them again and again, short.
+                # Objects made during start-up live as long as the node. Frozen, they are left
+                # out of every later collection, so full collections stay short.
                 gc.freeze()
                 log.info("node.started", node=ctx.node_id, http_port=ctx.http_port)
                 task_status.started(ctx)

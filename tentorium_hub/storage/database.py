@@ -80,8 +80,8 @@ async def open_database(
                 min_size=min_size,
                 max_size=max_size,
                 command_timeout=120,
-                # The idle-connection timer is re-armed on every release, and each timer
-                # becomes a trio deadline; the pool is small, so idle connections may stay.
+                # asyncpg re-arms an idle-connection timer on every release, and each timer
+                # becomes a trio deadline. The pool is small, so idle connections may stay.
                 max_inactive_connection_lifetime=0,
             )
         except (asyncpg.PostgresError, OSError) as exc:
