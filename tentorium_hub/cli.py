@@ -230,10 +230,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = _hub_error(exc)
         if error is None:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_with_option_names(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+# Branch fields that validation messages name, and the options a CLI user typed for them.
+_OPTION_NAMES = {
+    "export_schema_version": "--export-version",
+    "export_encoding": "--export-encoding",
+    "export_style": "--export-style",
+    "export_delivery_id": "--export-delivery-id",
+    "export_delivery": "--export-delivery",
+    "export_discounts": "--export-discounts",
+    "exchange_login": "--login",
+    "exchange_password": "--password-env",
+    "odata_url": "--odata-url",
+}
+
+
+def _with_option_names(message: str) -> str:
+    """Replace the branch field names in `message` with the CLI options that set them."""
+    for field, option in _OPTION_NAMES.items():  # longer names first where one prefixes another
+        message = message.replace(field, option)
+    return message
 
 
 def _hub_error(exc: BaseException) -> HubError | None:

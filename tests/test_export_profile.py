@@ -234,3 +234,24 @@ async def test_cli_update_changes_profile(
     assert stored.export_style == "elements"
     assert stored.export_discounts == "document"
     assert stored.export_delivery == "line"
+
+
+async def test_cli_error_names_options(
+    node: NodeContext,
+    api: httpx.AsyncClient,
+    database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _add_branch(api)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    argv = ["--data-dir", str(tmp_path), "branches", "update", "--code", "EKB01"]
+    argv += ["--export-style", "elements"]
+    code = await trio.to_thread.run_sync(cli_main, argv)
+    error = capsys.readouterr().err
+
+    assert code == 1
+    assert "--export-style 'elements' needs CommerceML 2.09" in error
+    assert "set --export-version to 2.09" in error
+    assert "export_style" not in error
