@@ -27,11 +27,9 @@ import io
 import json
 import os
 import pstats
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -44,7 +42,14 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from lxml import etree
 
-from loadtests.sampling import machine_busy_s, mb, process_cpu_s, reset_peak_rss, status_kb
+from loadtests.sampling import (
+    machine_busy_s,
+    mb,
+    process_cpu_s,
+    reset_peak_rss,
+    run_in_work_dir,
+    status_kb,
+)
 
 DEFAULT_PRODUCTS = 100_000
 DEFAULT_REPEATS = 3
@@ -786,18 +791,7 @@ def main(argv: list[str] | None = None) -> None:
         child_main(args)
         return
     args.deadline = time.monotonic() + args.timeout_s
-    created = args.work_dir is None
-    args.work_dir = Path(tempfile.mkdtemp(prefix="bench-import-")) if created else args.work_dir
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        report = run_benchmark(args)
-        print_summary(report)
-        if args.json is not None:
-            args.json.write_text(json.dumps(report, indent=2, default=str))
-            print(f"results: {args.json}")
-    finally:
-        if created and not args.keep:
-            shutil.rmtree(args.work_dir, ignore_errors=True)
+    run_in_work_dir(args, "bench-import-", run_benchmark, print_summary)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from loadtests.sampling import (
     mb,
     other_process_cpu_s,
     process_cpu_split_s,
+    run_in_work_dir,
     status_kb,
 )
 
@@ -707,18 +707,7 @@ def main(argv: list[str] | None = None) -> None:
         emulators_main(argv[1:])
         return
     args = parse_args(argv)
-    created = args.work_dir is None
-    args.work_dir = Path(tempfile.mkdtemp(prefix="bench-pollers-")) if created else args.work_dir
-    args.work_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        report = run_benchmark(args)
-        print_summary(report)
-        if args.json is not None:
-            args.json.write_text(json.dumps(report, indent=2, default=str))
-            print(f"results: {args.json}")
-    finally:
-        if created and not args.keep:
-            shutil.rmtree(args.work_dir, ignore_errors=True)
+    run_in_work_dir(args, "bench-pollers-", run_benchmark, print_summary)
 
 
 if __name__ == "__main__":

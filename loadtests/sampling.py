@@ -1,11 +1,42 @@
-"""CPU and memory readings of processes and of the whole machine, from /proc (Linux only)."""
+"""CPU and memory readings of processes and of the whole machine, from /proc (Linux only).
+
+Also the work-folder run that the benchmark scripts share.
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import resource
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def run_in_work_dir(
+    args: argparse.Namespace,
+    prefix: str,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    summarize: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run a benchmark in `args.work_dir` (a new temporary folder when unset), print its
+    summary and write `args.json`. A temporary folder is removed unless `args.keep`."""
+    created = args.work_dir is None
+    args.work_dir = Path(tempfile.mkdtemp(prefix=prefix)) if created else args.work_dir
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        report = run(args)
+        summarize(report)
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=2, default=str))
+            print(f"results: {args.json}")
+    finally:
+        if created and not args.keep:
+            shutil.rmtree(args.work_dir, ignore_errors=True)
 
 
 def status_kb(name: str, pid: int | str = "self") -> int:

@@ -252,7 +252,8 @@ _OPTION_NAMES = {
 
 def _with_option_names(message: str) -> str:
     """Replace the branch field names in `message` with the CLI options that set them."""
-    for field, option in _OPTION_NAMES.items():  # longer names first where one prefixes another
+    # The table lists a longer name before a name that it starts with.
+    for field, option in _OPTION_NAMES.items():
         message = message.replace(field, option)
     return message
 

@@ -213,19 +213,25 @@ async def test_patch_unknown_field_is_422(node: NodeContext, api: httpx.AsyncCli
     assert response.status_code == 422
 
 
+async def _cli_update(database_url: str, data_dir: Path, *options: str) -> int:
+    """Run `tentorium-hub branches update --code EKB01 OPTIONS` against the test database."""
+    argv = ["--data-dir", str(data_dir), "branches", "update", "--code", "EKB01", *options]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", database_url)
+        return await trio.to_thread.run_sync(cli_main, argv)
+
+
 async def test_cli_update_changes_profile(
     node: NodeContext,
     api: httpx.AsyncClient,
     database_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await _add_branch(api)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    argv = ["--data-dir", str(tmp_path), "branches", "update", "--code", "EKB01"]
-    argv += ["--export-version", "2.10", "--export-discounts", "document"]
-    code = await trio.to_thread.run_sync(cli_main, argv)
+    code = await _cli_update(
+        database_url, tmp_path, "--export-version", "2.10", "--export-discounts", "document"
+    )
     stored = await node.db.run(branches_db.get_branch, "EKB01")
 
     assert code == 0
@@ -242,13 +248,9 @@ async def test_cli_error_names_options(
     database_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await _add_branch(api)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    argv = ["--data-dir", str(tmp_path), "branches", "update", "--code", "EKB01"]
-    argv += ["--export-style", "elements"]
-    code = await trio.to_thread.run_sync(cli_main, argv)
+    code = await _cli_update(database_url, tmp_path, "--export-style", "elements")
     error = capsys.readouterr().err
 
     assert code == 1

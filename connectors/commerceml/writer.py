@@ -53,7 +53,7 @@ DiscountStyle = Literal["lines", "document"]
 
 @dataclass(frozen=True)
 class ExportProfile:
-    """How one branch's 1C wants its site orders written (its exchange settings).
+    """Settings of the site order documents that one branch's 1C reads.
 
     - `style`: "requisites" writes flags as ЗначенияРеквизитов only; "elements" (2.09+) also
       writes ПометкаУдаления as an element of Документ, as the 1C-Bitrix module reads it.
@@ -62,9 +62,9 @@ class ExportProfile:
       ORDER_DELIVERY or the Ид of the 1C service item the branch maps delivery to.
       "requisite" writes the cost as the requisite Стоимость доставки, and only the
       document Сумма includes it.
-    - `discounts`: "lines" writes a Скидки element on each discounted line, whose Сумма
-      already has it taken off; "document" writes lines at full price and one Скидки
-      element on the document, for 1C bases that book only order-level discounts.
+    - `discounts`: "lines" writes a Скидки element on each discounted line, and the line's
+      Сумма already has the discount taken off. "document" writes lines at full price and
+      one Скидки element on the document, for 1C bases that book only order discounts.
     """
 
     schema_version: str = "2.05"
